@@ -1,0 +1,105 @@
+"""Grade two_layer_net.py submissions safely: the command line of the kit's autograder.
+
+    python grade.py                         # self-check: grade ./two_layer_net.py, print the table
+    python grade.py SUB [SUB ...] --out DIR [--jobs N] [--timeout SECONDS] [--memory MB] [--force]
+
+SUB is a .py file, a folder holding two_layer_net.py, or a .zip of such a folder. Each gets
+DIR/<name>/results.json (Gradescope's schema); DIR/grades.csv holds one row per submission.
+Hidden inputs come from $GRADER_SECRET_SEED or grader_secret.txt beside this file; without
+either, the public self-check inputs are used. Exit status: 0 when every submission was graded
+(whatever its score), 2 on a usage error, 1 when the grader itself could not run.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+from grader import batch, report, resolve_seed
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MEMORY_MB = 1024
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def grade_parser():
+    parser = argparse.ArgumentParser(
+        prog="grade.py", description="Grade two_layer_net.py submissions in sandboxed processes.",
+        epilog="With no SUB, grade ./two_layer_net.py with the public inputs and print the table.")
+    parser.add_argument("subs", nargs="*", metavar="SUB",
+                        help="a .py file, a folder holding two_layer_net.py, or a .zip of one")
+    parser.add_argument("--out", metavar="DIR",
+                        help="folder for DIR/<name>/results.json and DIR/grades.csv")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                        help="submissions graded at once (default: the number of cores)")
+    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT,
+                        help=f"seconds per test group (default: {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--memory", type=positive_int, default=DEFAULT_MEMORY_MB, metavar="MB",
+                        help=f"memory a submission may allocate, in MB (default: {DEFAULT_MEMORY_MB})")
+    parser.add_argument("--force", action="store_true",
+                        help="regrade submissions whose results are already up to date in DIR")
+    return parser
+
+
+def usage_error(parser, message):
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_grade(args, parser):
+    limits = batch.Limits(timeout=args.timeout, memory_mb=args.memory)
+    seed, public = resolve_seed()
+    if not args.subs:
+        return self_check(limits=limits, seed=seed, public=public)
+    if not args.out:
+        return usage_error(parser, "--out DIR is required when grading submissions")
+    results = batch.grade_batch(args.subs, out_dir=args.out, seed=seed, public=public,
+                                limits=limits, jobs=args.jobs, force=args.force)
+    print(report.summary(results))
+    if public:
+        print(f"note: graded with the public self-check inputs; set ${'GRADER_SECRET_SEED'} or "
+              "write grader_secret.txt for real grading")
+    print(f"wrote {os.path.join(args.out, 'grades.csv')} and {len(results)} results.json files")
+    return 0
+
+
+def self_check(*, limits, seed, public):
+    path = os.path.abspath("two_layer_net.py")
+    if not os.path.isfile(path):
+        print(f"grade.py: no two_layer_net.py in {os.getcwd()}; run the self-check from the folder "
+              "that holds it, or pass the file: python grade.py FILE --out DIR", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as out:
+        results = batch.grade_batch([path], out_dir=out, seed=seed, public=public, limits=limits,
+                                    jobs=1, force=True, progress=False)
+    (result,) = results.values()
+    print(report.table(result))
+    print(result.output)
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = grade_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return cmd_grade(args, parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Results as dataclasses, and the files they become: results.json, grades.csv, the table."""
+import csv
+import io
+import json
+import os
+import statistics
+import tempfile
+from dataclasses import asdict, dataclass, field
+
+from grader.rubric import RUBRIC
+
+
+@dataclass
+class TestResult:
+    """One rubric test in Gradescope's schema."""
+    name: str
+    score: float
+    max_score: float
+    status: str  # "passed" or "failed"
+    output: str
+    number: str = ""
+    visibility: str = "visible"
+
+
+@dataclass
+class SubmissionResult:
+    """A whole submission in Gradescope's results.json schema."""
+    score: float
+    execution_time: float
+    output: str
+    tests: list = field(default_factory=list)
+    visibility: str = "visible"
+    stdout_visibility: str = "hidden"
+    extra_data: dict = field(default_factory=dict)
+
+
+def make_result(verdicts, output, execution_time, extra_data=None):
+    """A SubmissionResult from {test name: Verdict}, in the rubric's order."""
+    tests = []
+    for number, (name, points) in enumerate(RUBRIC.items(), 1):
+        verdict = verdicts[name]
+        tests.append(TestResult(name=name, score=float(points if verdict.passed else 0),
+                                max_score=float(points),
+                                status="passed" if verdict.passed else "failed",
+                                output=verdict.message, number=str(number)))
+    return SubmissionResult(score=sum(t.score for t in tests),
+                            execution_time=round(execution_time, 3), output=output,
+                            tests=tests, extra_data=extra_data or {})
+
+
+def result_from_json(data):
+    """A SubmissionResult read back from results.json (for resumed batches and summaries)."""
+    tests = [TestResult(**{k: t[k] for k in TestResult.__dataclass_fields__ if k in t})
+             for t in data.get("tests", [])]
+    fields = {k: data[k] for k in SubmissionResult.__dataclass_fields__ if k in data and k != "tests"}
+    return SubmissionResult(tests=tests, **fields)
+
+
+def write_atomically(path, data):
+    """Write bytes or text to `path` through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_results_json(path, result):
+    write_atomically(path, json.dumps(asdict(result), indent=2) + "\n")
+
+
+def grades_csv(results):
+    """The gradebook: one row per submission (name, one column per test, total)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", *RUBRIC, "total"])
+    for name, result in sorted(results.items()):
+        scores = {t.name: t.score for t in result.tests}
+        writer.writerow([name, *(_number(scores.get(t, 0.0)) for t in RUBRIC),
+                         _number(result.score)])
+    return buffer.getvalue()
+
+
+def _number(value):
+    return int(value) if float(value).is_integer() else value
+
+
+def table(result):
+    """The self-check table: test, points, status, one-line reason."""
+    rows = [("test", "points", "status", "reason")]
+    for t in result.tests:
+        reason = t.output.splitlines()[0] if t.output else ""
+        rows.append((t.name, f"{_number(t.score)}/{_number(t.max_score)}", t.status,
+                     reason[:110]))
+    rows.append(("total", f"{_number(result.score)}/{sum(RUBRIC.values())}", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
+                     for r in rows)
+
+
+def summary(results):
+    """Mean, median and per-test pass rates over a batch, as text."""
+    if not results:
+        return "no submissions graded"
+    scores = [r.score for r in results.values()]
+    lines = [f"{len(scores)} submissions: mean {statistics.mean(scores):.1f}, "
+             f"median {statistics.median(scores):.1f}, min {min(scores):g}, max {max(scores):g} "
+             f"(out of {sum(RUBRIC.values())})", "pass rate per test:"]
+    for name in RUBRIC:
+        passed = sum(1 for r in results.values() for t in r.tests
+                     if t.name == name and t.status == "passed")
+        lines.append(f"  {name:<15} {passed / len(results):6.1%}  ({passed}/{len(results)})")
+    return "\n".join(lines)

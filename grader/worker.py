@@ -1,0 +1,267 @@
+"""The long-lived worker: imports torch once, then forks one sandboxed child per test group.
+
+Started by the grader as a fresh interpreter (`python -m grader.worker`) with a clean
+environment, so it holds no secret: no seed, no expected values, only the inputs it is sent.
+It keeps torch at one thread before any tensor work (a fork after multi-threaded torch work can
+hang the child) and is a child subreaper, so processes a submission leaves behind come back to it
+and are killed.
+
+Protocol on stdin/stdout: 8-byte big-endian length, then a `grader.wire` message. A request's
+meta names the group, the module, the scratch folder and the limits; its arrays are the group's
+inputs. The reply's meta is the supervision report (status, exit code, output kept) and its one
+array, `result`, holds the child's own message as raw bytes, for the grader to decode.
+"""
+import os
+import selectors
+import signal
+import struct
+import sys
+import time
+
+import torch
+
+torch.set_num_threads(1)
+
+# Common imports of student code, loaded before any fork: where the sandbox user cannot read the
+# Python installation (a private home folder, say), what is already loaded still works.
+import collections  # noqa: E402,F401
+import copy  # noqa: E402,F401
+import functools  # noqa: E402,F401
+import itertools  # noqa: E402,F401
+import math  # noqa: E402,F401
+import random  # noqa: E402,F401
+import statistics  # noqa: E402,F401
+import typing  # noqa: E402,F401
+
+import numpy  # noqa: E402,F401
+import torch.func  # noqa: E402,F401
+import torch.nn.functional  # noqa: E402,F401
+
+from grader import child, sandbox, wire  # noqa: E402
+
+OUTPUT_KEPT = 16 * 1024
+RESULT_CAP = 64 << 20
+REQUEST_CAP = 256 << 20
+OPEN_FILES = 256
+FILE_SIZE = 64 << 20
+PROCESSES = 64
+KILL_ROUNDS = 50
+DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom"]
+PYTHON_PATHS = sandbox.python_paths()  # read now: sysconfig imports lazily
+
+
+def preload_for_private_python():
+    """When the sandbox user cannot read the Python installation, load what code commonly
+    needs now, before any fork; say so once."""
+    if os.geteuid() != 0 or all(sandbox.world_readable(p) for p in PYTHON_PATHS):
+        return
+    import cProfile  # noqa: F401
+    import encodings.idna  # noqa: F401
+    import socket  # noqa: F401
+
+    torch.func.grad(lambda x: (x * x).sum())(torch.ones(1, dtype=torch.float64))
+    private = [p for p in PYTHON_PATHS if not sandbox.world_readable(p)]
+    print(f"grade.py: note: the sandbox user cannot read {', '.join(private)}; submissions can "
+          "import only what the grader preloads (install Python where every user can read it "
+          "to lift this)", file=sys.stderr)
+
+
+def read_message(stream):
+    header = stream.read(8)
+    if len(header) < 8:
+        return None
+    (size,) = struct.unpack(">Q", header)
+    if size > REQUEST_CAP:
+        raise wire.WireError(f"request of {size} bytes exceeds {REQUEST_CAP}")
+    return stream.read(size)
+
+
+def write_message(stream, message):
+    stream.write(struct.pack(">Q", len(message)) + message)
+    stream.flush()
+
+
+def child_main(request, arrays, out_fd, result_fd):
+    """In the forked child: put up the walls, run the group, send the result, exit."""
+    os.setpgid(0, 0)
+    sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.closerange(3, result_fd)
+    os.closerange(result_fd + 1, 65536)
+    scratch = request["scratch"]
+    os.chdir(scratch)
+    os.environ.clear()
+    os.environ.update({"HOME": scratch, "TMPDIR": scratch, "MPLCONFIGDIR": scratch,
+                       "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1"})
+    memory = request["memory_mb"] << 20
+    sandbox.set_limits(address_space=sandbox.address_space_in_use() + memory,
+                       cpu_seconds=int(request["timeout"]) + 5, file_size=FILE_SIZE,
+                       open_files=OPEN_FILES,
+                       processes=PROCESSES if request.get("uid") is not None else None)
+    sandbox.prctl(sandbox.PR_SET_NO_NEW_PRIVS, 1)
+    sandbox.apply_landlock(read_paths=PYTHON_PATHS + request["read_paths"] + DEVICES,
+                           write_paths=[scratch])
+    if request.get("uid") is not None:  # after Landlock, which opens the paths it allows
+        sandbox.drop_privileges(request["uid"], request["gid"])
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) in PYTHON_PATHS]
+    sys.path.append(request["standin"])
+    meta, result_arrays = child.run(request["group"], request["module_path"], request["meta"],
+                                    arrays)
+    message = wire.encode(meta, result_arrays)
+    view = memoryview(message)
+    while view:
+        view = view[os.write(result_fd, view):]
+    os.close(result_fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def supervise(request, arrays):
+    """Fork the child, collect its output and result under a wall-clock limit, then clean up."""
+    out_r, out_w = os.pipe()
+    result_r, result_w = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(out_r)
+            os.close(result_r)
+            child_main(request, arrays, out_w, result_w)
+        except BaseException as error:  # noqa: B036 -- report anything, then leave
+            code = 70
+            try:
+                os.write(2, f"\ngrader child: {type(error).__name__}: {error}\n".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(out_w)
+    os.close(result_w)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass  # the child already did it, or already exited
+    report, result = collect(pid, out_r, result_r, started + request["timeout"])
+    report["seconds"] = round(time.monotonic() - started, 4)
+    kill_leftovers(request.get("uid"), request.get("gid"))
+    return report, result
+
+
+def collect(pid, out_r, result_r, deadline):
+    """Read output (keeping the first OUTPUT_KEPT bytes) and the result until the child ends."""
+    selector = selectors.DefaultSelector()
+    pidfd = os.pidfd_open(pid)
+    selector.register(out_r, selectors.EVENT_READ, "output")
+    selector.register(result_r, selectors.EVENT_READ, "result")
+    selector.register(pidfd, selectors.EVENT_READ, "exit")
+    output, output_bytes, result, result_overflow = bytearray(), 0, bytearray(), False
+    status, exited = None, False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            status = "timeout"
+            break
+        open_pipes = [k for k in selector.get_map().values() if k.data != "exit"]
+        if exited and not open_pipes:
+            break
+        events = selector.select(min(remaining, 0.05) if exited else remaining)
+        if exited and not events:
+            break  # the child is gone; something it left behind holds the pipes open
+        for key, _ in events:
+            if key.data == "exit":
+                selector.unregister(pidfd)
+                exited = True
+                continue
+            data = os.read(key.fd, 1 << 16)
+            if not data:
+                selector.unregister(key.fd)
+            elif key.data == "output":
+                output_bytes += len(data)
+                output += data[:max(0, OUTPUT_KEPT - len(output))]
+            elif len(result) + len(data) > RESULT_CAP:
+                result_overflow = True
+            else:
+                result += data
+    for fd in (out_r, result_r, pidfd):
+        os.close(fd)
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    _, wait_status = os.waitpid(pid, 0)
+    report = {"status": status or "exited", "output": output.decode("utf-8", "replace"),
+              "output_bytes": output_bytes, "result_overflow": result_overflow}
+    if os.WIFSIGNALED(wait_status):
+        report["signal"] = signal.Signals(os.WTERMSIG(wait_status)).name
+    else:
+        report["exit_code"] = os.WEXITSTATUS(wait_status)
+    return report, bytes(result)
+
+
+def children_of(pid):
+    """Processes whose parent is `pid` (those left behind are reparented to this subreaper)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def kill_leftovers(uid, gid):
+    """Kill every process the child left behind: its group, its uid, and orphans it forked."""
+    if uid is not None:
+        killer = os.fork()
+        if killer == 0:
+            try:
+                sandbox.drop_privileges(uid, gid)
+                os.kill(-1, signal.SIGKILL)  # every process of the sandbox uid but this one
+            finally:
+                os._exit(0)
+        os.waitpid(killer, 0)
+    for _ in range(KILL_ROUNDS):
+        leftovers = children_of(os.getpid())
+        if not leftovers:
+            return
+        for stray in leftovers:
+            try:
+                os.kill(stray, signal.SIGKILL)
+            except OSError:
+                pass
+        for stray in leftovers:
+            try:
+                os.waitpid(stray, 0)
+            except ChildProcessError:
+                pass
+
+
+def main():
+    sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
+    sandbox.prctl(sandbox.PR_SET_DUMPABLE, 0)
+    preload_for_private_python()
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not corrupt the protocol
+    while True:
+        message = read_message(requests)
+        if message is None:
+            return 0
+        request, arrays = wire.decode(message, REQUEST_CAP)
+        report, result = supervise(request, arrays)
+        result_array = torch.frombuffer(bytearray(result), dtype=torch.uint8) if result else \
+            torch.empty(0, dtype=torch.uint8)
+        write_message(replies, wire.encode(report, {"result": result_array}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

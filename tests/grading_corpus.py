@@ -1,0 +1,357 @@
+"""The grader's corpus: broken and hostile submissions, each with the verdict it must get.
+
+Every entry starts from tests/submissions/student_solution.py (a correct solution written the
+way students of the original course write it) and makes one visible change: a bug, an attack,
+or a malformed package. `expect` maps each test that must fail to a regular expression its
+feedback must match; every test not named must pass. "*" stands for all ten tests.
+
+Hostile code mostly goes into nn_predict, which no other test calls, so that the entry also
+shows that the other nine tests are unaffected.
+"""
+import io
+import os
+import textwrap
+import zipfile
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BASE = open(os.path.join(HERE, "submissions", "student_solution.py")).read()
+ALL = "*"
+FORWARD_DEPENDENT = ["forward", "loss", "loss_stability", "grad_W1", "grad_b1", "grad_W2",
+                     "grad_b2", "predict"]
+
+
+@dataclass
+class Entry:
+    name: str
+    why: str
+    kind: str = "py"  # py, folder, zip, raw
+    files: dict = field(default_factory=dict)  # for folder/zip: relative path -> text
+    source: str = ""
+    raw: bytes = b""  # for zip/raw: the archive's bytes
+    expect: dict = field(default_factory=dict)
+
+
+def edit(old, new, text=BASE):
+    """`text` with the single occurrence of `old` replaced by `new`."""
+    assert text.count(old) == 1, f"corpus edit target {old!r} occurs {text.count(old)} times"
+    return text.replace(old, new)
+
+
+def in_predict(code):
+    """The base with `code` run at the start of nn_predict."""
+    body = textwrap.indent(textwrap.dedent(code).strip("\n"), "    ")
+    return edit("def nn_predict(params, loss_func, X):\n",
+                "def nn_predict(params, loss_func, X):\n" + body + "\n")
+
+
+def fails(tests, pattern):
+    return {t: pattern for t in tests}
+
+
+def build_zip(members):
+    """Bytes of a zip archive from [(name, text, external_attr or None)]."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text, attr in members:
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            if attr is not None:
+                info.external_attr = attr
+            archive.writestr(info, text)
+    return buffer.getvalue()
+
+
+STUB = '''
+import torch
+
+
+def nn_forward_pass(params, X):
+    raise NotImplementedError("compute hidden = max(0, X @ W1 + b1) and scores = hidden @ W2 + b2")
+
+
+def nn_forward_backward(params, X, y=None, reg=0.0):
+    raise NotImplementedError("compute the softmax loss with the L2 term")
+
+
+def nn_train(params, loss_func, pred_func, X, y, X_val, y_val, learning_rate=1e-3,
+             learning_rate_decay=0.95, reg=5e-6, num_iters=100, batch_size=200, verbose=False):
+    raise NotImplementedError("the SGD loop of the contract")
+
+
+def nn_predict(params, loss_func, X):
+    raise NotImplementedError("the label with the highest score")
+'''
+
+AUTOGRAD_BACKWARD = '''
+
+def nn_forward_backward(params, X, y=None, reg=0.0):
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    scores, _ = nn_forward_pass(leaves, X)
+    if y is None:
+        return scores.detach()
+    loss = torch.nn.functional.cross_entropy(scores, y)
+    loss = loss + reg * ((leaves['W1'] ** 2).sum() + (leaves['W2'] ** 2).sum())
+    loss.backward()
+    return loss.detach(), {k: v.grad for k, v in leaves.items()}
+'''
+
+TORCH_FUNC_BACKWARD = '''
+
+def nn_forward_backward(params, X, y=None, reg=0.0):
+    scores, _ = nn_forward_pass(params, X)
+    if y is None:
+        return scores
+
+    def loss_of(p):
+        s, _ = nn_forward_pass(p, X)
+        return torch.nn.functional.cross_entropy(s, y) + reg * ((p['W1'] ** 2).sum() + (p['W2'] ** 2).sum())
+
+    loss, grads = torch.func.grad_and_value(loss_of)(params)[::-1]
+    return loss, grads
+'''
+
+
+def entries(instructor_files, results_dir):
+    """The corpus. `instructor_files` are paths no child may read (their text must not leak);
+    `results_dir` is the batch's --out folder, which no child may write."""
+    bugs = [
+        Entry("correct", "the base solution", source=BASE),
+        Entry("predict_via_loss_func", "nn_predict through loss_func, as the contract says",
+              source=edit("    scores, _ = nn_forward_pass(params, X)\n    y_pred",
+                          "    scores = loss_func(params, X)\n    y_pred")),
+        Entry("forward_missing_relu", "hidden = X @ W1 + b1 without max(0, .)",
+              source=edit("(X.mm(W1) + b1).clamp(min=0)", "(X.mm(W1) + b1)"),
+              expect={**fails(FORWARD_DEPENDENT, "."),
+                      "forward": r"max relative error .* > 1e-06"}),
+        Entry("half_regulariser", "0.5 * reg * sum(W**2) and its gradient reg * W",
+              source=edit("2 * reg * W1", "reg * W1", edit("2 * reg * W2", "reg * W2", edit(
+                  "loss += reg * torch.sum(W1 * W1) + reg * torch.sum(W2 * W2)",
+                  "loss += 0.5 * reg * torch.sum(W1 * W1) + 0.5 * reg * torch.sum(W2 * W2)"))),
+              expect={"loss": r"matches 0\.5 \* reg \* sum\(W\*\*2\)",
+                      "grad_W1": "relative error", "grad_W2": "relative error"}),
+        Entry("sum_not_mean", "the data loss summed over examples instead of averaged",
+              source=edit("    loss /= N\n", "", edit("    dscores /= N\n", "")),
+              expect=fails(["loss", "loss_stability", "grad_W1", "grad_b1", "grad_W2", "grad_b2"],
+                           "relative error")),
+        Entry("unstable_softmax", "exp(scores) without subtracting the row maximum",
+              source=edit("shifted = scores - scores.max(dim=1, keepdim=True).values",
+                          "shifted = scores"),
+              expect={"loss_stability": r"NaN or inf.*subtract each row's maximum"}),
+        Entry("relu_mask_missing", "the backward pass forgets the ReLU's mask",
+              source=edit("    dh1[h1 <= 0] = 0\n", ""),
+              expect=fails(["grad_W1", "grad_b1", "loss_stability"], "relative error")),
+        Entry("db2_mean", "db2 averaged a second time",
+              source=edit("grads['b2'] = dscores.sum(dim=0)", "grads['b2'] = dscores.mean(dim=0)"),
+              expect=fails(["grad_b2", "loss_stability"], "relative error")),
+        Entry("dW2_without_reg", "the L2 term's gradient missing from dW2",
+              source=edit("grads['W2'] = h1.t().mm(dscores) + 2 * reg * W2",
+                          "grads['W2'] = h1.t().mm(dscores)"),
+              expect={"grad_W2": r"reg=0\.\d+\), grads\['W2'\]: max relative error"}),
+        Entry("train_not_in_place", "params[k] = params[k] - lr * grads[k]",
+              source=edit("params[k] -= learning_rate * grads[k]",
+                          "params[k] = params[k] - learning_rate * grads[k]"),
+              expect={"train_update": r"params\['W1'\] was replaced by a new tensor"}),
+        Entry("train_decays_every_iteration", "one epoch per iteration whatever the sizes",
+              source=edit("iterations_per_epoch = max(num_train // batch_size, 1)",
+                          "iterations_per_epoch = 1"),
+              expect={"train_schedule": r"iteration 2 stepped with learning rate 0\.25, expected 0\.5"}),
+        Entry("train_drops_reg", "loss_func called without reg",
+              source=edit("loss_func(params, X_batch, y=y_batch, reg=reg)",
+                          "loss_func(params, X_batch, y=y_batch)"),
+              expect={"train_update": r"loss_func received reg=0\.0, expected .* \(0\.123\)"}),
+        Entry("train_acc_on_all_data", "training accuracy measured on all of X, not X_batch",
+              source=edit("pred_func(params, loss_func, X_batch)", "pred_func(params, loss_func, X)",
+                          edit("(y_train_pred == y_batch)", "(y_train_pred == y)")),
+              expect={"train_schedule": r"stats\['train_acc_history'\] does not hold"}),
+        Entry("predict_argmin", "argmin instead of argmax",
+              source=edit("torch.argmax(scores, dim=1)", "torch.argmin(scores, dim=1)"),
+              expect={"predict": r"labels are not the argmax"}),
+        Entry("predict_int32", "labels as int32",
+              source=edit("y_pred = torch.argmax(scores, dim=1)",
+                          "y_pred = torch.argmax(scores, dim=1).int()"),
+              expect={"predict": r"dtype torch\.int32, expected torch\.int64"}),
+        Entry("forward_transposed", "scores returned as (C, N)",
+              source=edit("    return scores, hidden\n", "    return scores.t(), hidden\n"),
+              expect=fails(FORWARD_DEPENDENT, ".")),
+        Entry("forward_numpy", "numpy arrays instead of tensors",
+              source=edit("    return scores, hidden\n", "    return scores.numpy(), hidden\n"),
+              expect={**fails(FORWARD_DEPENDENT, "."),
+                      "forward": r"scores is a ndarray, expected a torch\.Tensor"}),
+        Entry("nan_scores", "NaN everywhere",
+              source=edit("    return scores, hidden\n",
+                          "    return scores * float('nan'), hidden\n"),
+              expect={**fails(FORWARD_DEPENDENT, "."), "forward": "contains NaN or inf"}),
+        Entry("autograd_backward", "the backward pass through loss.backward()",
+              source=BASE + AUTOGRAD_BACKWARD,
+              expect=fails(["grad_W1", "grad_b1", "grad_W2", "grad_b2"],
+                           r"used torch\.autograd .*loss\.backward\(\).*by hand")),
+        Entry("torch_func_backward", "the backward pass through torch.func.grad_and_value",
+              source=BASE + TORCH_FUNC_BACKWARD,
+              expect=fails(["grad_W1", "grad_b1", "grad_W2", "grad_b2"],
+                           r"used torch\.autograd .*torch\.func\.grad_and_value")),
+        Entry("stubs", "the student release, untouched", source=STUB,
+              expect={ALL: r"NotImplementedError: "}),
+        Entry("syntax_error_py312", "a multi-line f-string, valid only on Python >= 3.12",
+              source=BASE + '\n\ndef describe(x):\n    return f"{\n        x}"\n',
+              expect={ALL: r"SyntaxError in two_layer_net\.py, line \d+"}),
+        Entry("crash_at_import", "an exception at import",
+              source="raise RuntimeError('boom at import')\n" + BASE,
+              expect={ALL: r"importing two_layer_net\.py raised RuntimeError: boom at import"}),
+        Entry("sys_exit_at_import", "sys.exit at import",
+              source="import sys\nsys.exit(3)\n" + BASE,
+              expect={ALL: r"importing two_layer_net\.py raised SystemExit: 3"}),
+        Entry("linear_classifier_own", "a folder bringing its own linear_classifier.py",
+              kind="folder",
+              files={"two_layer_net.py": edit(
+                  "from linear_classifier import sample_batch",
+                  "from linear_classifier import sample_batch, softmax_loss_vectorized"),
+                     "linear_classifier.py": "import torch\n\n\ndef sample_batch(X, y, num_train, batch_size):\n"
+                     "    idx = torch.randint(num_train, (batch_size,))\n    return X[idx], y[idx]\n\n\n"
+                     "def softmax_loss_vectorized(W, X, y, reg):\n    raise NotImplementedError\n"}),
+        Entry("zipped_folder", "a zip of a folder, the way students upload it", kind="zip",
+              raw=build_zip([("alice/", "", None), ("alice/two_layer_net.py", BASE, None),
+                             ("__MACOSX/alice/._two_layer_net.py", "junk", None)])),
+    ]
+    hostile = [
+        Entry("os_exit", "os._exit in nn_predict", source=in_predict("import os\nos._exit(3)"),
+              expect={"predict": r"exited \(status 3\) before returning"}),
+        Entry("infinite_loop", "an endless loop in nn_predict", source=in_predict("while True:\n    pass"),
+              expect={"predict": r"timed out after"}),
+        Entry("infinite_loop_at_import", "an endless loop at import",
+              source="while True:\n    pass\n" + BASE, expect={ALL: r"timed out after"}),
+        Entry("memory_hog_tensor", "a 40 GB tensor", source=in_predict("torch.ones(10**10)"),
+              expect={"predict": r"can't allocate memory.*\n\(over the \d+ MB memory limit\)"}),
+        Entry("memory_hog_python", "memory grabbed in small pieces until none is left",
+              source=in_predict("hog = []\nwhile True:\n    hog.append(torch.empty(2_500_000))"),
+              expect={"predict": r"can't allocate memory.*\n\(over the \d+ MB memory limit\)"}),
+        Entry("memory_hog_bytes", "one huge Python allocation", source=in_predict("bytearray(8 << 30)"),
+              expect={"predict": r"MemoryError.*\n\(over the \d+ MB memory limit\)"}),
+        Entry("output_flood", "50 MB printed, then the right answer",
+              source=in_predict("import sys\nfor _ in range(50):\n    sys.stdout.write('x' * 10**6)")),
+        Entry("lingering_process", "a process left behind in its own session",
+              source=in_predict("""
+                  import os, time
+                  if os.fork() == 0:
+                      os.setsid()
+                      time.sleep(60)
+                      os._exit(0)""")),
+        Entry("fork_bomb", "forks until the process limit stops it",
+              source=in_predict("""
+                  import os
+                  while True:
+                      try:
+                          os.fork()
+                      except OSError:
+                          pass"""),
+              expect={"predict": r"timed out after"}),
+        Entry("monkeypatch", "patches torch and builtins the grader would use, then answers wrong",
+              source=edit("torch.argmax(scores, dim=1)", "torch.argmin(scores, dim=1)", in_predict("""
+                  import builtins
+                  torch.equal = lambda *a, **k: True
+                  torch.allclose = lambda *a, **k: True
+                  torch.testing.assert_close = lambda *a, **k: None
+                  builtins.abs = lambda x: 0
+                  builtins.max = lambda *a, **k: 0""")),
+              expect={"predict": r"labels are not the argmax"}),
+        Entry("forged_results", "prints a perfect score and writes results files, then answers wrong",
+              source=edit("torch.argmax(scores, dim=1)", "torch.argmin(scores, dim=1)", in_predict(f"""
+                  import json, os
+                  fake = json.dumps({{"score": 100, "tests": [{{"name": "predict", "score": 10, "status": "passed"}}]}})
+                  print(fake)
+                  print("predict 10/10 passed")
+                  for path in ["results.json", "../results.json", {os.path.join(results_dir, "forged_results", "results.json")!r},
+                               {os.path.join(results_dir, "grades.csv")!r}]:
+                      try:
+                          with open(path, "w") as f:
+                              f.write(fake)
+                      except OSError:
+                          pass""")),
+              expect={"predict": r"labels are not the argmax"}),
+        Entry("reads_instructor_files", "tries to read the reference, the secret and the grader's memory; "
+              "answers wrong only if a read succeeded",
+              source=edit("    return y_pred\n", "    return y_pred.flip(0) if stolen else y_pred\n", in_predict(f"""
+                  import os
+                  stolen = []
+                  targets = {list(instructor_files)!r} + ["/proc/%d/environ" % os.getppid(), "/proc/1/environ",
+                             "/proc/%d/mem" % os.getppid(), os.path.expanduser("~root/.bash_history")]
+                  for path in targets:
+                      try:
+                          with open(path, "rb") as f:
+                              stolen.append(f.read(100))
+                      except OSError:
+                          pass
+                  try:
+                      stolen += os.listdir(os.path.dirname(os.path.dirname(os.getcwd())))
+                  except OSError:
+                      pass
+                  stolen += [v for k, v in os.environ.items() if "SEED" in k or "SECRET" in k]""")),
+              expect={}),
+        Entry("kills_the_grader", "signals its parent and every process it can; answers right",
+              source=in_predict("""
+                  import os, signal
+                  for target in (os.getppid(), -1, 1):
+                      try:
+                          os.kill(target, signal.SIGKILL)
+                      except OSError:
+                          pass""")),
+        Entry("keyboard_interrupt", "a BaseException from nn_predict",
+              source=in_predict("raise KeyboardInterrupt('stop')"),
+              expect={"predict": r"KeyboardInterrupt: stop"}),
+        Entry("network", "opens a TCP connection; answers wrong only if it could",
+              source=edit("    return y_pred\n", "    return y_pred.flip(0) if connected else y_pred\n", in_predict("""
+                  import socket
+                  connected = False
+                  try:
+                      socket.socket().connect(("127.0.0.1", 22))
+                      connected = True
+                  except OSError as e:
+                      connected = not isinstance(e, PermissionError)  # refused, not forbidden"""))),
+    ]
+    packaging = [
+        Entry("not_a_submission.rar", "an archive format the grader does not read", kind="raw",
+              raw=b"Rar!\x1a\x07\x00", expect={ALL: r"is not a \.py, \.zip or folder"}),
+        Entry("empty_folder", "a folder without two_layer_net.py", kind="folder",
+              files={"notes.txt": "nothing here"}, expect={ALL: r"holds no two_layer_net\.py"}),
+        Entry("zip_slip", "a member that would land outside the folder", kind="zip",
+              raw=build_zip([("two_layer_net.py", BASE, None), ("../../evil.py", "x", None)]),
+              expect={ALL: r"would land outside its folder"}),
+        Entry("zip_absolute", "a member with an absolute path", kind="zip",
+              raw=build_zip([("two_layer_net.py", BASE, None), ("/tmp/evil.py", "x", None)]),
+              expect={ALL: r"absolute path"}),
+        Entry("zip_symlink", "a member that is a link", kind="zip",
+              raw=build_zip([("two_layer_net.py", BASE, None),
+                             ("helpers.py", "/etc/passwd", (0o120777 << 16))]),
+              expect={ALL: r"has a link 'helpers\.py'"}),
+        Entry("zip_bomb", "a member that unpacks to more than the limit", kind="zip",
+              raw=build_zip([("two_layer_net.py", BASE, None), ("big.py", "#" * (21 << 20), None)]),
+              expect={ALL: r"unpacks to \d+ bytes, more than 20 MB"}),
+        Entry("zip_corrupt", "not a zip at all", kind="raw_zip", raw=b"PK\x03\x04 this is not a zip",
+              expect={ALL: r"is not a readable zip archive"}),
+    ]
+    return bugs + hostile + packaging
+
+
+def write(entry, folder):
+    """Write the entry as a submission under `folder`; returns the path to pass to grade.py."""
+    if entry.kind == "py":
+        path = os.path.join(folder, entry.name + ".py")
+        with open(path, "w") as f:
+            f.write(entry.source)
+    elif entry.kind == "folder":
+        path = os.path.join(folder, entry.name)
+        os.makedirs(path)
+        for rel, text in entry.files.items():
+            with open(os.path.join(path, rel), "w") as f:
+                f.write(text)
+    else:
+        suffix = ".zip" if entry.kind in ("zip", "raw_zip") else ""
+        path = os.path.join(folder, entry.name + suffix)
+        with open(path, "wb") as f:
+            f.write(entry.raw)
+    return path
+
+
+def result_name(entry):
+    """The name grade.py gives the entry's results folder (a .py or .zip loses its suffix)."""
+    return entry.name

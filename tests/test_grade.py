@@ -1,0 +1,201 @@
+"""grade.py against its corpus of broken and hostile submissions (tests/grading_corpus.py)."""
+import csv
+import json
+import os
+import re
+import secrets
+
+import pytest
+import torch
+
+import grade
+import grading_corpus
+from conftest import ROOT
+from grader import rubric, wire
+
+# Short limits keep the corpus fast: the endless loops cost one timeout each.
+CORPUS_TIMEOUT = "4"
+CORPUS_MEMORY_MB = "400"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The whole corpus graded in one batch, as an instructor would run it."""
+    folder = tmp_path_factory.mktemp("corpus")
+    out = tmp_path_factory.mktemp("results")
+    secret = "secret-" + secrets.token_hex(8)
+    secret_file = folder / "instructor_secret.txt"
+    secret_file.write_text(secret)
+    instructor_files = [os.path.join(ROOT, "two_layer_net.py"), str(secret_file),
+                        str(folder / "correct.py")]
+    entries = grading_corpus.entries(instructor_files, str(out))
+    paths = [grading_corpus.write(entry, str(folder)) for entry in entries]
+    uid_base = 100_000 + secrets.randbelow(800_000)  # a range of our own, to find leftovers by
+    env = {"GRADER_SECRET_SEED": secret, "GRADER_SANDBOX_UID": str(uid_base)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        code = grade.main([*paths, "--out", str(out), "--timeout", CORPUS_TIMEOUT,
+                           "--memory", CORPUS_MEMORY_MB, "--jobs", "2"])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+    return {"code": code, "out": out, "entries": entries, "secret": secret, "paths": paths,
+            "uid_base": uid_base}
+
+
+def load_results(out, name):
+    with open(out / name / "results.json") as f:
+        return json.load(f)
+
+
+def test_batch_exits_zero_and_writes_every_result(corpus):
+    assert corpus["code"] == 0
+    names = {grading_corpus.result_name(e) for e in corpus["entries"]}
+    on_disk = {p.name for p in corpus["out"].iterdir()}
+    assert on_disk == names | {"grades.csv"}, "a submission wrote into the results folder"
+
+
+@pytest.mark.parametrize("index", range(len(grading_corpus.entries([], "/nonexistent"))))
+def test_corpus_verdict(corpus, index):
+    entry = corpus["entries"][index]
+    result = load_results(corpus["out"], grading_corpus.result_name(entry))
+    tests = {t["name"]: t for t in result["tests"]}
+    assert list(tests) == list(rubric.RUBRIC)
+    for name, points in rubric.RUBRIC.items():
+        pattern = entry.expect.get(name, entry.expect.get(grading_corpus.ALL))
+        test = tests[name]
+        if pattern is None:
+            assert test["status"] == "passed", (entry.name, name, test["output"])
+            assert test["score"] == points
+        else:
+            assert test["status"] == "failed", (entry.name, name, test["output"])
+            assert test["score"] == 0
+            assert re.search(pattern, test["output"], re.S), (entry.name, name, test["output"])
+    assert result["score"] == sum(t["score"] for t in result["tests"])
+
+
+def test_results_follow_gradescopes_schema(corpus):
+    result = load_results(corpus["out"], "correct")
+    assert result["score"] == 100
+    assert isinstance(result["execution_time"], float) and isinstance(result["output"], str)
+    for test in result["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility"}
+        assert test["status"] in ("passed", "failed") and test["visibility"] == "visible"
+
+
+def test_secret_and_expected_values_never_reach_the_feedback(corpus):
+    for entry in corpus["entries"]:
+        text = (corpus["out"] / grading_corpus.result_name(entry) / "results.json").read_text()
+        assert corpus["secret"] not in text, entry.name
+
+
+def test_grades_csv_has_a_row_per_submission(corpus):
+    with open(corpus["out"] / "grades.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(corpus["entries"])
+    assert list(rows[0]) == ["name", *rubric.RUBRIC, "total"]
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["correct"]["total"] == "100"
+    assert by_name["predict_argmin"]["predict"] == "0" and by_name["predict_argmin"]["total"] == "90"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="children get their own uid only under root")
+def test_no_process_of_a_submission_survives_the_batch(corpus):
+    uids = range(corpus["uid_base"], corpus["uid_base"] + 100)
+    survivors = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if uid in uids:
+            survivors.append(pid)
+    assert not survivors
+
+
+def test_grading_twice_gives_identical_results(corpus, tmp_path):
+    picks = [p for p in corpus["paths"] if os.path.basename(p).split(".")[0] in
+             ("correct", "half_regulariser", "train_decays_every_iteration", "stubs")]
+    os.environ["GRADER_SECRET_SEED"] = corpus["secret"]
+    try:
+        assert grade.main([*picks, "--out", str(tmp_path), "--force"]) == 0
+    finally:
+        del os.environ["GRADER_SECRET_SEED"]
+    for path in picks:
+        name = os.path.basename(path).split(".")[0]
+        first, second = load_results(corpus["out"], name), load_results(tmp_path, name)
+        strip = lambda r: [(t["name"], t["score"], t["output"]) for t in r["tests"]]  # noqa: E731
+        assert strip(first) == strip(second), name
+
+
+def test_self_check_prints_the_table(tmp_path, monkeypatch, capsys):
+    (tmp_path / "two_layer_net.py").write_text(open(os.path.join(ROOT, "two_layer_net.py")).read())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GRADER_SECRET_SEED", raising=False)
+    assert grade.main([]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^forward\s+15/15\s+passed\s+max relative error", out, re.M)
+    assert re.search(r"^total\s+100/100", out, re.M)
+    assert "public self-check inputs" in out
+    assert not list(tmp_path.glob("*.json")), "the self-check writes no files"
+
+
+def test_self_check_without_a_module_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert grade.main([]) == 2
+    assert "no two_layer_net.py in" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert grade.main([str(tmp_path / "x.py")]) == 2  # no --out
+    assert grade.main(["x.py", "--out", str(tmp_path), "--jobs", "0"]) == 2
+    assert "--out DIR is required" in capsys.readouterr().err
+
+
+def test_public_and_secret_seeds_draw_different_inputs():
+    public = rubric.build(rubric.PUBLIC_SEED)[0].arrays["case0/X"]
+    secret = rubric.build("another seed")[0].arrays["case0/X"]
+    again = rubric.build(rubric.PUBLIC_SEED)[0].arrays["case0/X"]
+    assert torch.equal(public, again) and not torch.equal(public, secret)
+
+
+def test_shapes_include_a_single_example_and_two_classes():
+    forward = rubric.build("any")[0]
+    shapes = [(forward.arrays[f"case{i}/X"].shape[0], forward.arrays[f"case{i}/W2"].shape[1])
+              for i in range(forward.meta["cases"])]
+    assert shapes[0][0] == 1 and shapes[1][1] == 2
+
+
+def test_stability_inputs_have_huge_scores():
+    group = next(g for g in rubric.build("any") if g.name == "loss_stability")
+    for case in range(len(group.meta["calls"])):
+        params = {k: group.arrays[f"case{case}/{k}"] for k in rubric.PARAM_NAMES}
+        scores, _ = rubric.oracle_forward(params, group.arrays[f"case{case}/X"])
+        assert 1e3 <= scores.abs().max() <= 1e5
+
+
+def test_wire_round_trip_and_rejections():
+    arrays = {"a": torch.arange(6, dtype=torch.float64).reshape(2, 3), "b": torch.tensor([True]),
+              "empty": torch.empty(0, 4)}
+    meta, back = wire.decode(wire.encode({"k": [1, "x"]}, arrays), 1 << 20)
+    assert meta == {"k": [1, "x"]}
+    assert all(torch.equal(arrays[k], back[k]) and arrays[k].dtype == back[k].dtype for k in arrays)
+    good = wire.encode({}, {"a": torch.zeros(3)})
+    header_len = int.from_bytes(good[:4], "big")
+    header = json.loads(good[4:4 + header_len])
+    for bad_spec in ({"dtype": "object"}, {"shape": [4]}, {"offset": 100}, {"shape": [-3]},
+                     {"nbytes": 8}):
+        spec = {**header["arrays"][0], **bad_spec}
+        forged = json.dumps({"meta": {}, "arrays": [spec]}).encode()
+        with pytest.raises(wire.WireError):
+            wire.decode(len(forged).to_bytes(4, "big") + forged + good[4 + header_len:], 1 << 20)
+    for junk in (b"", b"\x00\x00\x00\x05{}", b"\xff\xff\xff\xff", good[:-1] + b"" if False else b"\x00"):
+        with pytest.raises(wire.WireError):
+            wire.decode(junk, 1 << 20)
+    with pytest.raises(wire.WireError):
+        wire.decode(good, 10)
