@@ -2,8 +2,8 @@
 
 The grader's process draws the inputs, computes the expected values and judges; it never runs
 submission code. Each of `jobs` threads drives its own worker (a fresh interpreter with a clean
-environment, see grader.worker) through one submission at a time: an import probe first, then
-one child per test group. Whatever a child does, its tests score 0 with the reason and the rest
+environment, see grader.worker) through one submission at a time, one child per test group;
+a submission that fails at import (an exception, or a hang) fails every test at once. Whatever a child does, its tests score 0 with the reason and the rest
 goes on; results.json is written for every submission, atomically.
 """
 import fcntl
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from grader import GRADER_VERSION, KIT_ROOT, report, rubric, submission, wire
 from grader.rubric import RUBRIC, Verdict
 
-PROBE = rubric.Group("probe", [], {}, {}, lambda meta, out: {})
 STANDIN = '''"""Stand-in for the course's linear_classifier module (supplied by the grader)."""
 import torch
 
@@ -212,28 +211,27 @@ class Grader:
         return {"grader_version": GRADER_VERSION, "content_hash": sub.content_hash}
 
     def _run_groups(self, module_path, folder):
-        probe_meta, failure = self._run_child(PROBE, module_path, folder)
-        import_error = (probe_meta or {}).get("errors", {}).get("import")
-        if failure or import_error:
-            why = failure or f"importing two_layer_net.py raised {import_error}"
-            return {name: Verdict(False, why) for name in RUBRIC}, " " + why.splitlines()[0]
         verdicts = {}
         for group in self.groups:
-            meta, failure = self._run_child(group, module_path, folder, arrays_wanted=True)
-            if failure:
-                verdicts.update({t: Verdict(False, failure) for t in group.tests})
+            outcome = self._run_child(group, module_path, folder)
+            import_error = outcome.meta.get("errors", {}).get("import") if outcome.meta else None
+            if import_error or (outcome.failure and not outcome.imported):
+                why = (f"importing two_layer_net.py raised {import_error}" if import_error else
+                       f"while importing two_layer_net.py: {outcome.failure}")
+                return {name: Verdict(False, why) for name in RUBRIC}, " " + why.splitlines()[0]
+            if outcome.failure:
+                verdicts.update({t: Verdict(False, outcome.failure) for t in group.tests})
                 continue
-            child_meta, child_arrays = meta
-            annotate_memory(child_meta, self.limits)
+            annotate_memory(outcome.meta, self.limits)
             try:
-                verdicts.update(group.judge(child_meta or {}, child_arrays))
+                verdicts.update(group.judge(outcome.meta, outcome.arrays))
             except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
                 verdicts.update({t: Verdict(False, f"returned malformed results ({e})")
                                  for t in group.tests})
         return verdicts, ""
 
-    def _run_child(self, group, module_path, folder, arrays_wanted=False):
-        """((child meta, child arrays) or child meta, None) on success, (None, reason) on failure."""
+    def _run_child(self, group, module_path, folder):
+        """Run one group in a sandboxed child; an Outcome with its results or why it has none."""
         worker, (uid, gid) = self._worker()
         scratch = tempfile.mkdtemp(prefix=f"scratch-{group.name}-", dir=folder)
         if uid is not None:
@@ -247,17 +245,27 @@ class Grader:
             report_meta, reply = worker.run(request, group.arrays)
         except WorkerCrash as e:
             self._replace_worker()
-            return None, str(e)
+            return Outcome(failure=str(e), imported=True)
+        imported = bool(report_meta.get("imported"))
         result = reply.get("result")
         if result is None or result.numel() == 0 or report_meta.get("status") != "exited":
-            return None, failure_reason(report_meta, self.limits)
+            return Outcome(failure=failure_reason(report_meta, self.limits), imported=imported)
         try:
             child_meta, child_arrays = wire.decode(result.numpy().tobytes(), REPLY_CAP)
         except wire.WireError as e:
-            return None, f"returned malformed results ({e})"
+            return Outcome(failure=f"returned malformed results ({e})", imported=imported)
         if not isinstance(child_meta, dict):
-            return None, "returned malformed results (no report)"
-        return ((child_meta, child_arrays) if arrays_wanted else child_meta), None
+            return Outcome(failure="returned malformed results (no report)", imported=imported)
+        return Outcome(meta=child_meta, arrays=child_arrays, imported=imported)
+
+
+@dataclass
+class Outcome:
+    """What one child gave back: its meta and arrays, or the reason it gave nothing usable."""
+    meta: dict = None
+    arrays: dict = None
+    failure: str = None
+    imported: bool = False
 
 
 def unchanged(result_dir, sub, grader):

@@ -240,11 +240,6 @@ class Runner:
 
             self.guarded(f"case{case}", call)
 
-    def probe(self, meta, arrays):
-        self.meta["functions"] = sorted(name for name in ("nn_forward_pass", "nn_forward_backward",
-                                                          "nn_train", "nn_predict")
-                                        if callable(getattr(self.module, name, None)))
-
 
 def _plain(value):
     """A JSON-able record of a value the submission passed (e.g. reg)."""
@@ -255,12 +250,18 @@ def _plain(value):
     return repr(value)[:80]
 
 
-def run(group, module_path, meta, arrays):
-    """Import the submission and run one group; returns (meta, arrays) to send back."""
+def run(group, module_path, meta, arrays, on_imported=None):
+    """Import the submission and run one group; returns (meta, arrays) to send back.
+
+    on_imported() is called once the import has finished, whether or not it raised, so that
+    the supervisor can tell a hang at import from a hang in the tested function.
+    """
     folder = os.path.dirname(os.path.abspath(module_path))
     torch.manual_seed(0)
     runner = Runner(None, folder)
     runner.module = runner.guarded("import", lambda: import_submission(module_path))
+    if on_imported is not None:
+        on_imported()
     if runner.module is not None:
         getattr(runner, group)(meta, arrays)
     return runner.meta, runner.arrays

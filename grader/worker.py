@@ -11,6 +11,7 @@ meta names the group, the module, the scratch folder and the limits; its arrays 
 inputs. The reply's meta is the supervision report (status, exit code, output kept) and its one
 array, `result`, holds the child's own message as raw bytes, for the grader to decode.
 """
+import gc
 import os
 import selectors
 import signal
@@ -18,7 +19,12 @@ import struct
 import sys
 import time
 
-import torch
+from grader import reaper, sandbox
+
+# Started while this process is still small (before torch), only where children change uid.
+REAPER = reaper.Reaper() if __name__ == "__main__" and os.geteuid() == 0 else None
+
+import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -37,7 +43,7 @@ import numpy  # noqa: E402,F401
 import torch.func  # noqa: E402,F401
 import torch.nn.functional  # noqa: E402,F401
 
-from grader import child, sandbox, wire  # noqa: E402
+from grader import child, wire  # noqa: E402
 
 OUTPUT_KEPT = 16 * 1024
 RESULT_CAP = 64 << 20
@@ -48,6 +54,7 @@ PROCESSES = 64
 KILL_ROUNDS = 50
 DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom"]
 PYTHON_PATHS = sandbox.python_paths()  # read now: sysconfig imports lazily
+IMPORTED = b"I"  # first byte on the result pipe once the submission's import has finished
 
 
 def preload_for_private_python():
@@ -108,8 +115,13 @@ def child_main(request, arrays, out_fd, result_fd):
         sandbox.drop_privileges(request["uid"], request["gid"])
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) in PYTHON_PATHS]
     sys.path.append(request["standin"])
+    gc.disable()
+
+    def imported():
+        os.write(result_fd, IMPORTED)
+
     meta, result_arrays = child.run(request["group"], request["module_path"], request["meta"],
-                                    arrays)
+                                    arrays, on_imported=imported)
     message = wire.encode(meta, result_arrays)
     view = memoryview(message)
     while view:
@@ -147,8 +159,9 @@ def supervise(request, arrays):
         pass  # the child already did it, or already exited
     report, result = collect(pid, out_r, result_r, started + request["timeout"])
     report["seconds"] = round(time.monotonic() - started, 4)
+    report["imported"] = result[:1] == IMPORTED
     kill_leftovers(request.get("uid"), request.get("gid"))
-    return report, result
+    return report, result[1:]
 
 
 def collect(pid, out_r, result_r, deadline):
@@ -220,18 +233,12 @@ def children_of(pid):
 
 
 def kill_leftovers(uid, gid):
-    """Kill every process the child left behind: its group, its uid, and orphans it forked."""
+    """Kill every process the child left behind: its uid's, and orphans reparented to us."""
     if uid is not None:
-        killer = os.fork()
-        if killer == 0:
-            try:
-                sandbox.drop_privileges(uid, gid)
-                os.kill(-1, signal.SIGKILL)  # every process of the sandbox uid but this one
-            finally:
-                os._exit(0)
-        os.waitpid(killer, 0)
+        REAPER.kill_uid(uid, gid)
+    spared = {REAPER.pid} if REAPER else set()
     for _ in range(KILL_ROUNDS):
-        leftovers = children_of(os.getpid())
+        leftovers = [pid for pid in children_of(os.getpid()) if pid not in spared]
         if not leftovers:
             return
         for stray in leftovers:
@@ -250,6 +257,7 @@ def main():
     sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
     sandbox.prctl(sandbox.PR_SET_DUMPABLE, 0)
     preload_for_private_python()
+    gc.freeze()  # children then leave the loaded objects' pages shared instead of copying them
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the protocol
     while True:
