@@ -2,6 +2,9 @@
 
     python grade.py                         # self-check: grade ./two_layer_net.py, print the table
     python grade.py SUB [SUB ...] --out DIR [--jobs N] [--timeout SECONDS] [--memory MB] [--force]
+    python grade.py release OUT             # the student release, without the solution
+    python grade.py submit                  # for students: zip the module and the executed notebook
+    python grade.py gradescope OUT.zip      # a Gradescope autograder with the secret seed inside
 
 SUB is a .py file, a folder holding two_layer_net.py, or a .zip of such a folder. Each gets
 DIR/<name>/results.json (Gradescope's schema); DIR/grades.csv holds one row per submission.
@@ -70,7 +73,7 @@ def cmd_grade(args, parser):
                                 limits=limits, jobs=args.jobs, force=args.force)
     print(report.summary(results))
     if public:
-        print(f"note: graded with the public self-check inputs; set ${'GRADER_SECRET_SEED'} or "
+        print("note: graded with the public self-check inputs; set $GRADER_SECRET_SEED or "
               "write grader_secret.txt for real grading")
     print(f"wrote {os.path.join(args.out, 'grades.csv')} and {len(results)} results.json files")
     return 0
@@ -91,14 +94,49 @@ def self_check(*, limits, seed, public):
     return 0
 
 
+def tool_parser():
+    """The instructor's and student's subcommands (everything but grading itself)."""
+    parser = argparse.ArgumentParser(prog="grade.py", description="The kit's release, submit "
+                                     "and Gradescope tools; grading itself is `grade.py SUB ...`.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    release = commands.add_parser("release", help="write the student release into OUT")
+    release.add_argument("out", metavar="OUT", help="a folder that does not exist yet")
+    release.set_defaults(run=cmd_release)
+    submit = commands.add_parser("submit", help="zip ./two_layer_net.py and the executed notebook")
+    submit.add_argument("--out", default="submission.zip", metavar="ZIP",
+                        help="the archive to write (default: submission.zip)")
+    submit.set_defaults(run=cmd_submit)
+    gradescope = commands.add_parser("gradescope", help="build a Gradescope autograder zip")
+    gradescope.add_argument("out", metavar="OUT.zip", help="the autograder archive to write")
+    gradescope.set_defaults(run=cmd_gradescope)
+    return parser
+
+
+def cmd_release(args):
+    from grader import release
+    return release.write_release(out=args.out)
+
+
+def cmd_submit(args):
+    from grader import release
+    return release.write_submission(folder=os.getcwd(), out=args.out)
+
+
+def cmd_gradescope(args):
+    from grader import gradescope
+    seed, public = resolve_seed()
+    return gradescope.build_autograder(out=args.out, seed=None if public else seed)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = grade_parser()
+    tools = argv[:1] and argv[0] in ("release", "submit", "gradescope")
+    parser = tool_parser() if tools else grade_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    return cmd_grade(args, parser)
+    return args.run(args) if tools else cmd_grade(args, parser)
 
 
 if __name__ == "__main__":
