@@ -321,3 +321,421 @@ def show_net_weights(params, image_shape, max_units=100):
         ax.imshow(w.numpy(), cmap="gray" if w.dim() == 2 else None)
     fig.suptitle("First-layer weights")
     return fig
+
+
+# The notebook's support (appended for two_layer_net.ipynb): checks that report an error in one
+# line instead of a traceback, progress bars, extra plots, and the vanishing/exploding-gradient
+# demonstrations. Those demonstrations use torch.autograd: they analyse deeper networks, they are
+# not the student's task.
+import contextlib  # noqa: E402 - this section keeps its imports with it
+import dataclasses  # noqa: E402
+import functools  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu}
+
+
+def describe_error(error):
+    """One line for an exception: its type, message and where it was raised (no traceback).
+
+    Returns:
+        e.g. "NotImplementedError: compute the scores (two_layer_net.py, line 47, in
+        nn_forward_pass)"; the place is the innermost frame outside torch's own code.
+    """
+    text = f"{type(error).__name__}: {error}".strip()
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{type(error).__name__}: {error.msg} ({os.path.basename(error.filename)}, " \
+               f"line {error.lineno})"
+    torch_dir = os.path.dirname(torch.__file__)
+    frames = traceback.extract_tb(error.__traceback__)
+    outside_torch = [f for f in frames if not f.filename.startswith(torch_dir)]
+    if not (outside_torch or frames):
+        return text
+    frame = (outside_torch or frames)[-1]
+    if "ipykernel_" in frame.filename or frame.filename.startswith("<"):
+        return f"{text} (this cell, line {frame.lineno})"
+    return f"{text} ({os.path.basename(frame.filename)}, line {frame.lineno}, in {frame.name})"
+
+
+@contextlib.contextmanager
+def report_errors():
+    """Run a block of the student's code; on an exception print one line naming it and go on.
+
+    The block stops at the error, so names it would have assigned keep their earlier values.
+    """
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - any error in a student's code is reported
+        print(f"ERROR: {describe_error(error)}")
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """One notebook check: `value` against `threshold`, or the error that prevented computing it."""
+
+    label: str
+    value: float | None
+    threshold: float
+    relation: str  # "<" (the value must be below the threshold) or ">=" (at least the threshold)
+    fmt: str = ".2g"
+    error: str | None = None
+
+    @property
+    def passed(self):
+        if self.error is not None or self.value is None:
+            return False
+        return self.value < self.threshold if self.relation == "<" else self.value >= self.threshold
+
+    def __str__(self):
+        if self.error is not None:
+            return f"{self.label}: FAIL: {self.error}"
+        verdict = "PASS" if self.passed else "FAIL"
+        bound = "< " if self.relation == "<" else "at least "
+        return f"{self.label}: {self.value:{self.fmt}} (should be {bound}{self.threshold:g}): {verdict}"
+
+
+def check(label, compute, *, below=None, at_least=None, fmt=".2g"):
+    """Compute a number and compare it with a threshold, never raising.
+
+    Args:
+        label: what the number is, e.g. "Difference between your scores and correct scores".
+        compute: () -> float; an exception inside it makes the check FAIL with its message.
+        below: the value must be < below; or
+        at_least: the value must be >= at_least (give exactly one of the two).
+        fmt: format of the value when printed.
+    Returns:
+        CheckResult; str() of it reads "label: value (should be < threshold): PASS" or FAIL.
+    """
+    if (below is None) == (at_least is None):
+        raise ValueError(f"check '{label}' needs exactly one of below= and at_least=")
+    threshold, relation = (below, "<") if below is not None else (at_least, ">=")
+    try:
+        value = float(compute())
+    except Exception as error:  # noqa: BLE001 - a check reports the student's error, never raises
+        return CheckResult(label, None, threshold, relation, fmt, describe_error(error))
+    return CheckResult(label, value, threshold, relation, fmt)
+
+
+def final_loss(stats):
+    """The last loss a training run recorded; a clear error when there is none."""
+    if not stats or not stats.get("loss_history"):
+        raise ValueError("no training loss recorded: the training cell above did not finish")
+    return stats["loss_history"][-1]
+
+
+def accuracy(y_pred, y):
+    """Fraction of predictions equal to the labels, a float in [0, 1]."""
+    return (y_pred == y.to(y_pred.device)).float().mean().item()
+
+
+def to_device(value, device):
+    """`value` with every tensor in it (nested dicts too) moved to `device`."""
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    return value.to(device) if isinstance(value, torch.Tensor) else value
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Run the block with torch's global generators seeded with `seed`, then restore them.
+
+    Each experiment then draws the same minibatches whatever ran before it.
+    """
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def progress_bar(total, desc):
+    """A text progress bar (tqdm, on stderr) that reads cleanly in a notebook and its HTML copy."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, ascii=True, mininterval=0.5, file=sys.stderr)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def loss_func_with_progress(loss_func, bar):
+    """`loss_func` that advances `bar` by one at every training step (every call with labels)."""
+    def counted(params, X, y=None, reg=0.0):
+        result = loss_func(params, X, y=y, reg=reg)
+        if y is not None:
+            bar.update(1)
+        return result
+    return counted
+
+
+@contextlib.contextmanager
+def advance_on_call(owner, name, bar):
+    """For the block's duration, advance `bar` by one after each call of `owner.<name>`."""
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def counted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        bar.update(1)
+        return result
+
+    setattr(owner, name, counted)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def learning_rate_schedule(learning_rate, learning_rate_decay, num_iters, num_train, batch_size):
+    """The learning rate nn_train uses at each iteration (it decays once per epoch).
+
+    Returns:
+        list of num_iters floats; entry `it` is the rate of the update at iteration `it`.
+    """
+    iterations_per_epoch = max(num_train // batch_size, 1)
+    rates, rate = [], learning_rate
+    for it in range(num_iters):
+        rates.append(rate)
+        if it % iterations_per_epoch == 0:
+            rate *= learning_rate_decay
+    return rates
+
+
+# A learning rate below this moves float64 weights of order 1 by less than their rounding error.
+SMALLEST_RATE_SHOWN = 1e-16
+
+
+def plot_loss_and_learning_rate(stats_by_label, rates_by_label):
+    """Loss curves (log scale) beside the learning rate of each iteration (log scale).
+
+    Args:
+        stats_by_label: {label: stats dict returned by nn_train}.
+        rates_by_label: {label: list of learning rates, one per iteration}.
+    Returns:
+        Figure with two axes.
+    """
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    ax_loss, ax_rate = fig.subplots(1, 2)
+    for label, stats in stats_by_label.items():  # shorter runs drawn on top of longer ones
+        ax_loss.plot(stats["loss_history"], label=label, zorder=-len(stats["loss_history"]))
+    ax_loss.set(title="Training loss", xlabel="Iteration (log scale)", ylabel="Loss",
+                xscale="log")
+    ax_loss.legend()
+    for label, rates in rates_by_label.items():
+        ax_rate.plot(rates, label=label, zorder=-len(rates))
+    smallest = min(min(rates) for rates in rates_by_label.values())
+    largest = max(max(rates) for rates in rates_by_label.values())
+    ax_rate.set(title="Learning rate used at each iteration", xlabel="Iteration (log scale)",
+                ylabel="Learning rate (log scale)", xscale="log", yscale="log")
+    if smallest < SMALLEST_RATE_SHOWN:
+        ax_rate.set_ylim(SMALLEST_RATE_SHOWN, largest * 10)
+        ax_rate.set_title(f"Learning rate used at each iteration (below {SMALLEST_RATE_SHOWN:g} "
+                          "not shown)")
+    ax_rate.legend()
+    return fig
+
+
+def plot_acc_curves(stats_by_label, title):
+    """Train (solid) and validation (dashed) accuracy per epoch, one colour per setting.
+
+    Args:
+        stats_by_label: {label: stats dict returned by nn_train}.
+    Returns:
+        Figure with one axis.
+    """
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for label, stats in stats_by_label.items():
+        (line,) = ax.plot(stats["train_acc_history"], label=f"{label} train")
+        ax.plot(stats["val_acc_history"], "--", color=line.get_color(), label=f"{label} val")
+    ax.set(title=title, xlabel="Epoch", ylabel="Accuracy")
+    ax.legend(ncols=2, fontsize="small")
+    return fig
+
+
+def plot_search_heatmap(search):
+    """Validation accuracy of a hyperparameter search: learning rate by regularisation, one panel
+    per hidden size (the best over any other hyperparameter).
+
+    Args:
+        search: list of dicts with learning_rate, hidden_size, reg and val_acc (best_stat["search"]).
+    Returns:
+        Figure with one heat map per hidden size, each cell labelled with its accuracy.
+    """
+    if not search:
+        raise ValueError("the search list is empty; find_best_net should fill best_stat['search']")
+    rates = sorted({s["learning_rate"] for s in search})
+    regs = sorted({s["reg"] for s in search})
+    sizes = sorted({s["hidden_size"] for s in search})
+    fig = Figure(figsize=(4.2 * len(sizes) + 1, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(sizes), squeeze=False)[0]
+    for ax, size in zip(axes, sizes):
+        grid = torch.full((len(rates), len(regs)), float("nan"))
+        for s in search:
+            if s["hidden_size"] == size:
+                i, j = rates.index(s["learning_rate"]), regs.index(s["reg"])
+                grid[i, j] = max(s["val_acc"], grid[i, j].nan_to_num(-1.0).item())
+        image = ax.imshow(grid.numpy(), cmap="viridis", vmin=0.0, vmax=1.0, origin="lower")
+        for i in range(len(rates)):
+            for j in range(len(regs)):
+                if not math.isnan(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center",
+                            color="white" if grid[i, j] < 0.6 else "black", fontsize="small")
+        ax.set_xticks(range(len(regs)), [f"{r:g}" for r in regs])
+        ax.set_yticks(range(len(rates)), [f"{r:g}" for r in rates])
+        ax.set(title=f"hidden size {size}", xlabel="regularisation", ylabel="learning rate")
+    fig.colorbar(image, ax=list(axes), label="validation accuracy")
+    return fig
+
+
+def activation_and_derivative(name, x):
+    """An activation function and its derivative at the points x, the derivative by autograd.
+
+    Args:
+        name: "sigmoid" or "relu"; x: (M,) points.
+    Returns:
+        (values, derivatives), both (M,) tensors detached from the graph.
+    """
+    x = x.detach().clone().requires_grad_()
+    values = ACTIVATIONS[name](x)
+    (derivatives,) = torch.autograd.grad(values.sum(), x)
+    return values.detach(), derivatives
+
+
+def plot_activations(x=None):
+    """Sigmoid and ReLU with their derivatives, side by side (the sigmoid's peaks at 0.25).
+
+    Returns:
+        Figure with two axes.
+    """
+    x = torch.linspace(-6, 6, 601) if x is None else x
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    for ax, name in zip(fig.subplots(1, 2), ("sigmoid", "relu")):
+        values, derivatives = activation_and_derivative(name, x)
+        ax.plot(x, values, label=name)
+        ax.plot(x, derivatives, "--", label=f"derivative of {name}")
+        peak = derivatives.max().item()
+        ax.axhline(peak, color="grey", linewidth=0.8)
+        ax.text(x[0].item(), peak, f" max derivative {peak:g}", va="bottom", fontsize="small")
+        ax.set(title=name, xlabel="x")
+        ax.legend(loc="center right")
+    return fig
+
+
+def init_deep_net(depth, in_features, width, num_classes, gain, seed=0, dtype=torch.float32,
+                  device="cpu"):
+    """Weights of a fully-connected net with `depth` layers, drawn with std gain / sqrt(fan_in).
+
+    Drawn on the CPU from a private generator seeded with `seed`, then moved to `device`.
+
+    Returns:
+        list of depth (W, b) pairs: W (fan_in, fan_out), b zeros; in_features -> width ... ->
+        num_classes.
+    """
+    g = torch.Generator().manual_seed(seed)
+    sizes = [in_features] + [width] * (depth - 1) + [num_classes]
+    layers = []
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        W = gain / fan_in ** 0.5 * torch.randn(fan_in, fan_out, generator=g, dtype=dtype)
+        layers.append((W.to(device), torch.zeros(fan_out, dtype=dtype, device=device)))
+    return layers
+
+
+def deep_net_scores(layers, X, activation):
+    """Class scores of the net: the activation after every layer but the last. (N, C)."""
+    h = X
+    for i, (W, b) in enumerate(layers):
+        h = h @ W + b
+        if i < len(layers) - 1:
+            h = ACTIVATIONS[activation](h)
+    return h
+
+
+def layer_gradient_norms(activation, depth=8, width=64, gain=1.0, num_examples=256,
+                         num_classes=10, seed=0):
+    """The gradient norm of every layer's weights of a freshly initialised deep net.
+
+    The inputs are standard normal and the labels random; the loss is softmax cross-entropy.
+
+    Returns:
+        list of depth floats, ||dL/dW_l|| for l = 1 (next to the input) ... depth (the scores).
+    """
+    g = torch.Generator().manual_seed(seed + 1)
+    X = torch.randn(num_examples, width, generator=g)
+    y = torch.randint(num_classes, (num_examples,), generator=g)
+    layers = init_deep_net(depth, width, width, num_classes, gain, seed)
+    weights = [W.requires_grad_() for W, _ in layers]
+    loss = torch.nn.functional.cross_entropy(deep_net_scores(layers, X, activation), y)
+    return [grad.norm().item() for grad in torch.autograd.grad(loss, weights)]
+
+
+def plot_layer_gradient_norms(norms_by_label):
+    """Bars of each layer's gradient norm on a log scale, one colour per network.
+
+    Args:
+        norms_by_label: {label: list of per-layer gradient norms, input side first}.
+    Returns:
+        Figure with one axis.
+    """
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(norms_by_label)
+    for k, (label, norms) in enumerate(norms_by_label.items()):
+        ax.bar([i + 1 + (k - (len(norms_by_label) - 1) / 2) * width for i in range(len(norms))],
+               norms, width=width, label=label)
+    depth = max(len(norms) for norms in norms_by_label.values())
+    ax.set_xticks(range(1, depth + 1))
+    ax.set(yscale="log", title="Gradient norm of each layer's weights at initialisation",
+           xlabel="Layer (1 = next to the input)", ylabel="||dL/dW|| (log scale)")
+    top = max(max(norms) for norms in norms_by_label.values())
+    ax.set_ylim(top=top * 100)  # room for the legend above the bars
+    ax.legend(loc="upper left", ncols=len(norms_by_label), fontsize="small")
+    return fig
+
+
+def clip_by_norm(grads, max_norm):
+    """Scale a list of gradients so that their joint L2 norm is at most max_norm.
+
+    Returns:
+        (clipped gradients, the norm before clipping).
+    """
+    total = torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
+    scale = min(1.0, max_norm / total) if total > 0 else 1.0
+    return [g * scale for g in grads], total
+
+
+def train_deep_net(X, y, activation="relu", depth=8, width=64, gain=2 ** 0.5, learning_rate=1e-2,
+                   num_iters=200, batch_size=200, clip_norm=None, seed=0):
+    """Minibatch SGD on a deep fully-connected net (autograd), optionally clipping the gradient.
+
+    Stops at the first non-finite loss, like nn_train. The minibatches come from a private
+    generator seeded with `seed`; torch's global generator is not touched.
+
+    Returns:
+        stats dict: loss_history and grad_norm_history (the norm before clipping), one float per
+        iteration, and diverged_at (the iteration whose loss was not finite, or None).
+    """
+    g = torch.Generator().manual_seed(seed + 2)
+    num_classes = int(y.max()) + 1
+    layers = init_deep_net(depth, X.shape[1], width, num_classes, gain, seed, X.dtype, X.device)
+    params = [p.requires_grad_() for layer in layers for p in layer]
+    stats = {"loss_history": [], "grad_norm_history": [], "diverged_at": None}
+    for it in range(num_iters):
+        idx = torch.randint(X.shape[0], (batch_size,), generator=g).to(X.device)
+        loss = torch.nn.functional.cross_entropy(deep_net_scores(layers, X[idx], activation), y[idx])
+        if not torch.isfinite(loss):
+            stats["diverged_at"] = it
+            break
+        grads = torch.autograd.grad(loss, params)
+        if clip_norm is not None:
+            grads, norm = clip_by_norm(grads, clip_norm)
+        else:
+            norm = torch.sqrt(sum(gr.pow(2).sum() for gr in grads)).item()
+        with torch.no_grad():
+            for p, grad in zip(params, grads):
+                p -= learning_rate * grad
+        stats["loss_history"].append(loss.item())
+        stats["grad_norm_history"].append(norm)
+    return stats
