@@ -86,4 +86,4 @@ def run(*, threads, rounds):
         baseline=seconds(Spread.of(samples["sklearn"]).median),
         note=(f"test accuracy {acc['ours']:.1%} vs {acc['sklearn']:.1%} (median of {rounds} seeds, "
               f"{n_test} images)"),
-        met=ratio.median <= TARGET and acc["ours"] >= acc["sklearn"])]
+        condition=acc["ours"] >= acc["sklearn"])]

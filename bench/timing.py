@@ -36,7 +36,12 @@ class Spread:
 
 @dataclass
 class Row:
-    """One line of the table: a ratio of ours to a baseline, or an absolute figure."""
+    """One line of the table: a ratio of ours to a baseline, or an absolute figure.
+
+    `met` is "yes" or "no" by the median ratio against `target` (and any extra condition the
+    benchmark passes as `condition`), with "(noise)" added when the target lies inside the
+    interquartile range, i.e. when another run could well say the opposite.
+    """
 
     part: str
     measurement: str
@@ -46,11 +51,14 @@ class Row:
     ours: str
     baseline: str
     note: str = ""
-    met: bool | None = None
+    condition: bool = True
+    met: str = ""
 
     def __post_init__(self):
-        if self.met is None and self.ratio is not None and self.target is not None:
-            self.met = self.ratio.median <= self.target
+        if self.ratio is not None and self.target is not None:
+            ok = self.ratio.median <= self.target and self.condition
+            straddles = self.ratio.q1 <= self.target <= self.ratio.q3
+            self.met = ("yes" if ok else "no") + (" (noise)" if straddles and self.condition else "")
 
 
 def interleave(candidates, *, rounds, number=1, warmup=1):
