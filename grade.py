@@ -21,6 +21,7 @@ from grader import batch, report, resolve_seed
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_MB = 1024
+DEFAULT_NOTEBOOK_TIMEOUT = 600.0
 
 
 def positive_float(text):
@@ -53,6 +54,12 @@ def grade_parser():
                         help=f"memory a submission may allocate, in MB (default: {DEFAULT_MEMORY_MB})")
     parser.add_argument("--force", action="store_true",
                         help="regrade submissions whose results are already up to date in DIR")
+    parser.add_argument("--execute", action="store_true",
+                        help="also run each submitted two_layer_net.ipynb in the sandbox and "
+                             "write DIR/<name>/report.html for a person to grade")
+    parser.add_argument("--notebook-timeout", type=positive_float, default=DEFAULT_NOTEBOOK_TIMEOUT,
+                        metavar="SECONDS", help="seconds per notebook with --execute "
+                                                f"(default: {DEFAULT_NOTEBOOK_TIMEOUT:g})")
     return parser
 
 
@@ -63,19 +70,22 @@ def usage_error(parser, message):
 
 
 def cmd_grade(args, parser):
-    limits = batch.Limits(timeout=args.timeout, memory_mb=args.memory)
+    limits = batch.Limits(timeout=args.timeout, memory_mb=args.memory,
+                          notebook_timeout=args.notebook_timeout)
     seed, public = resolve_seed()
     if not args.subs:
         return self_check(limits=limits, seed=seed, public=public)
     if not args.out:
         return usage_error(parser, "--out DIR is required when grading submissions")
     results = batch.grade_batch(args.subs, out_dir=args.out, seed=seed, public=public,
-                                limits=limits, jobs=args.jobs, force=args.force)
+                                limits=limits, jobs=args.jobs, force=args.force,
+                                execute=args.execute)
     print(report.summary(results))
     if public:
         print("note: graded with the public self-check inputs; set $GRADER_SECRET_SEED or "
               "write grader_secret.txt for real grading")
-    print(f"wrote {os.path.join(args.out, 'grades.csv')} and {len(results)} results.json files")
+    print(f"wrote {os.path.join(args.out, 'grades.csv')}, {os.path.join(args.out, 'scores.png')} "
+          f"and {len(results)} results.json files")
     return 0
 
 

@@ -5,10 +5,24 @@ process), worker (the forking worker), sandbox (the walls), wire (the data forma
 processes), submission (loading .py, folders and zips), batch (the pool and the batch), report
 (results.json, grades.csv, tables).
 """
+import hashlib
 import os
 
-GRADER_VERSION = "1.0"
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _source_hash():
+    """A digest of the grader's code, so that results from other code are never reused."""
+    digest = hashlib.sha256()
+    folder = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:12]
+
+
+GRADER_VERSION = "1.0+" + _source_hash()
 SECRET_ENV = "GRADER_SECRET_SEED"
 SECRET_FILE = os.path.join(KIT_ROOT, "grader_secret.txt")
 

@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from grader import GRADER_VERSION, KIT_ROOT, report, rubric, submission, wire
+from grader import GRADER_VERSION, KIT_ROOT, notebook, report, rubric, sandbox, submission, wire
 from grader.rubric import RUBRIC, Verdict
 
 STANDIN = '''"""Stand-in for the course's linear_classifier module (supplied by the grader)."""
@@ -42,6 +42,7 @@ META_FILE = ".grade-meta.json"
 class Limits:
     timeout: float
     memory_mb: int
+    notebook_timeout: float = 600.0
 
 
 class WorkerCrash(RuntimeError):
@@ -131,11 +132,17 @@ def annotate_memory(meta, limits):
 class Grader:
     """Grades submissions against one seed's rubric with a pool of workers."""
 
-    def __init__(self, seed, limits, jobs, public):
+    def __init__(self, seed, limits, jobs, public, execute=False):
         self.groups = rubric.build(seed)
         self.limits = limits
         self.jobs = max(1, jobs)
         self.public = public
+        self.execute = execute
+        # Where no other uid may run this Python (a private home folder), notebooks run as root
+        # stripped of every capability instead; the tests' children never need to exec Python.
+        self.notebook_as_root = os.geteuid() == 0 and not all(
+            sandbox.world_readable(p) for p in
+            (os.path.dirname(os.path.realpath(sys.executable)), *sandbox.python_paths()))
         self.seed_id = hashlib.sha256(f"seed:{seed}".encode()).hexdigest()[:16]
         self.run_root = tempfile.mkdtemp(prefix="two-layer-net-grade-")
         os.chmod(self.run_root, 0o711)
@@ -188,24 +195,60 @@ class Grader:
             self._workers.append(self._local.worker)
 
     def grade(self, sub):
-        """A SubmissionResult for one loaded Submission."""
+        """(SubmissionResult, {file name: bytes}) for one loaded Submission; the files (the
+        notebook's report.html) go beside its results.json."""
         started = time.monotonic()
         if sub.error:
             verdicts = {name: Verdict(False, f"not graded: {sub.error}") for name in RUBRIC}
             return report.make_result(verdicts, f"Could not grade this submission: {sub.error}",
-                                      time.monotonic() - started, self._extra(sub))
+                                      time.monotonic() - started, self._extra(sub)), {}
         folder = tempfile.mkdtemp(dir=self.run_root)
         os.chmod(folder, 0o711)
+        files, extra = {}, self._extra(sub)
         try:
             module_path = submission.stage(sub, os.path.join(folder, "submission"))
             verdicts, note = self._run_groups(module_path, folder)
+            if self.execute and sub.has_notebook:
+                extra["notebook"], files["report.html"] = self._run_notebook(sub, folder)
+                note += " Notebook: " + extra["notebook"]
+            elif self.execute:
+                note += " Notebook: none submitted (two_layer_net.ipynb)."
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         score = sum(RUBRIC[n] for n, v in verdicts.items() if v.passed)
         output = f"two_layer_net.py: {score}/{sum(RUBRIC.values())} points." + note
         if self.public:
             output += " Graded with the public self-check inputs, not the instructor's."
-        return report.make_result(verdicts, output, time.monotonic() - started, self._extra(sub))
+        return report.make_result(verdicts, output, time.monotonic() - started, extra), files
+
+    def _run_notebook(self, sub, folder):
+        """Execute the submission's notebook in a sandboxed child: (summary, report.html bytes)."""
+        worker, (uid, gid) = self._worker()
+        if self.notebook_as_root:
+            uid = gid = None
+        workdir = tempfile.mkdtemp(prefix="scratch-notebook-", dir=folder)
+        notebook_path = notebook.prepare_workdir(sub.files, workdir, uid)
+        request = {"group": "notebook", "notebook_path": notebook_path, "scratch": workdir,
+                   "timeout": self.limits.notebook_timeout, "memory_mb": self.limits.memory_mb,
+                   "uid": uid, "gid": gid, "read_paths": [self.standin], "standin": self.standin}
+        outcome = self._supervise(worker, request, {})
+        executed = None
+        if outcome.failure:
+            summary = f"could not be executed: {outcome.failure}"
+        else:
+            try:
+                executed = notebook.read_notebook(outcome.arrays["notebook"].numpy().tobytes())
+                summary = notebook.summarise(outcome.meta)
+            except (KeyError, ValueError) as e:
+                summary = f"the execution returned no valid notebook ({e})"
+        if executed is None:  # show what the student submitted, with their own outputs
+            try:
+                executed = notebook.read_notebook(sub.files[submission.NOTEBOOK])
+            except ValueError as e:
+                summary += f" The submitted file is not a valid notebook either: {e}"
+                executed = notebook.read_notebook(notebook.EMPTY_NOTEBOOK)
+            summary += " The report shows the notebook as submitted."
+        return summary, notebook.to_html(executed, summary).encode()
 
     def _extra(self, sub):
         return {"grader_version": GRADER_VERSION, "content_hash": sub.content_hash}
@@ -241,8 +284,12 @@ class Grader:
                    "memory_mb": self.limits.memory_mb, "uid": uid, "gid": gid,
                    "read_paths": [os.path.dirname(module_path), self.standin],
                    "standin": self.standin}
+        return self._supervise(worker, request, group.arrays)
+
+    def _supervise(self, worker, request, arrays):
+        """Send one request to the worker; an Outcome from the child's validated reply."""
         try:
-            report_meta, reply = worker.run(request, group.arrays)
+            report_meta, reply = worker.run(request, arrays)
         except WorkerCrash as e:
             self._replace_worker()
             return Outcome(failure=str(e), imported=True)
@@ -268,8 +315,14 @@ class Outcome:
     imported: bool = False
 
 
+def fingerprint(sub, grader):
+    """What a submission's results depend on: its content, the grader, the seed, --execute."""
+    return {"content_hash": sub.content_hash, "grader_version": GRADER_VERSION,
+            "seed": grader.seed_id, "execute": grader.execute and sub.has_notebook}
+
+
 def unchanged(result_dir, sub, grader):
-    """True when result_dir holds results for this content, grader version and seed."""
+    """True when result_dir holds complete results for the submission's current fingerprint."""
     try:
         with open(os.path.join(result_dir, META_FILE)) as f:
             meta = json.load(f)
@@ -277,8 +330,7 @@ def unchanged(result_dir, sub, grader):
             json.load(f)
     except (OSError, ValueError):
         return False
-    return meta == {"content_hash": sub.content_hash, "grader_version": GRADER_VERSION,
-                    "seed": grader.seed_id}
+    return meta == fingerprint(sub, grader)
 
 
 def unique_names(subs):
@@ -292,12 +344,18 @@ def unique_names(subs):
     return subs
 
 
-def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, progress=True):
-    """Grade every path into out_dir; returns {name: SubmissionResult} for all of them."""
+def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, progress=True,
+                execute=False):
+    """Grade every path into out_dir; returns {name: SubmissionResult} for all of them.
+
+    A submission whose results in out_dir match its fingerprint is not graded again unless
+    `force`; every file is written atomically, results.json last, so an interrupted batch
+    resumes where it stopped.
+    """
     subs = unique_names([submission.load(p) for p in paths])
     os.makedirs(out_dir, exist_ok=True)
     results = {}
-    with Grader(seed, limits, min(jobs, max(1, len(subs))), public) as grader:
+    with Grader(seed, limits, min(jobs, max(1, len(subs))), public, execute) as grader:
         todo = []
         for sub in subs:
             result_dir = os.path.join(out_dir, sub.name)
@@ -310,14 +368,16 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
             futures = {pool.submit(_grade_or_report, grader, sub): sub for sub in todo}
             for future in _progress(as_completed(futures), len(futures), progress):
                 sub = futures[future]
-                result = future.result()
+                result, files = future.result()
                 result_dir = os.path.join(out_dir, sub.name)
+                for name, data in files.items():
+                    report.write_atomically(os.path.join(result_dir, name), data)
                 report.write_results_json(os.path.join(result_dir, "results.json"), result)
-                report.write_atomically(os.path.join(result_dir, META_FILE), json.dumps(
-                    {"content_hash": sub.content_hash, "grader_version": GRADER_VERSION,
-                     "seed": grader.seed_id}))
+                report.write_atomically(os.path.join(result_dir, META_FILE),
+                                        json.dumps(fingerprint(sub, grader)))
                 results[sub.name] = result
     report.write_atomically(os.path.join(out_dir, "grades.csv"), report.grades_csv(results))
+    report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(results))
     return results
 
 
@@ -330,7 +390,7 @@ def _grade_or_report(grader, sub):
               file=sys.stderr)
         why = f"the grader failed on this submission ({type(e).__name__}: {e}); regrade it"
         return report.make_result({name: Verdict(False, why) for name in RUBRIC}, why, 0.0,
-                                  grader._extra(sub))
+                                  grader._extra(sub)), {}
 
 
 def _progress(iterable, total, enabled):

@@ -250,6 +250,37 @@ def _plain(value):
     return repr(value)[:80]
 
 
+def run_notebook(notebook_path, workdir, timeout):
+    """Execute the submitted notebook in `workdir` with a fresh kernel; returns (meta, arrays).
+
+    Every cell runs (errors are kept as outputs, for the person grading); meta lists the cells
+    that raised. The kernel talks over Unix sockets in `workdir` (the sandbox allows no TCP).
+    """
+    import nbformat
+    from jupyter_client import KernelManager
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    manager = KernelManager(kernel_name="python3", transport="ipc",
+                            ip=os.path.join(workdir, ".kernel"))
+    client = NotebookClient(notebook, km=manager, timeout=timeout, allow_errors=True,
+                            resources={"metadata": {"path": workdir}})
+    meta = {"errors": {}}
+    try:
+        client.execute()
+    except BaseException as error:  # noqa: B036 -- a dead kernel or a timeout is a finding too
+        meta["errors"]["notebook"] = f"{type(error).__name__}: {str(error)[:MESSAGE_LIMIT]}"
+    failed = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                failed.append({"cell": index, "error": f"{output.get('ename')}: "
+                                                       f"{str(output.get('evalue'))[:MESSAGE_LIMIT]}"})
+    meta["failed_cells"] = failed
+    data = nbformat.writes(notebook).encode()
+    return meta, {"notebook": torch.frombuffer(bytearray(data), dtype=torch.uint8)}
+
+
 def run(group, module_path, meta, arrays, on_imported=None):
     """Import the submission and run one group; returns (meta, arrays) to send back.
 

@@ -120,3 +120,21 @@ def summary(results):
                      if t.name == name and t.status == "passed")
         lines.append(f"  {name:<15} {passed / len(results):6.1%}  ({passed}/{len(results)})")
     return "\n".join(lines)
+
+
+def histogram_png(results):
+    """PNG bytes of the score histogram with the per-test pass rates beside it."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_scores, ax_tests = fig.subplots(1, 2)
+    scores = [r.score for r in results.values()]
+    ax_scores.hist(scores, bins=range(0, sum(RUBRIC.values()) + 6, 5), color="tab:blue")
+    ax_scores.set(title=f"Scores of {len(scores)} submissions", xlabel="Score", ylabel="Submissions")
+    rates = [sum(1 for r in results.values() for t in r.tests if t.name == name and
+                 t.status == "passed") / max(len(results), 1) for name in RUBRIC]
+    ax_tests.barh(list(RUBRIC)[::-1], rates[::-1], color="tab:green")
+    ax_tests.set(title="Pass rate per test", xlim=(0, 1), xlabel="Fraction passed")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()

@@ -71,11 +71,19 @@ def landlock_abi():
     return max(version, 0)
 
 
+SYSTEM_LIBRARIES = ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib",
+                    "/etc/ld.so.cache"]
+
+
 def python_paths():
-    """Folders the child reads Python code from: the standard library and site-packages."""
-    paths = {os.path.dirname(os.__file__), *sysconfig.get_paths().values()}
+    """What a child may read and run: the standard library, site-packages, the interpreter (a
+    notebook's kernel is a new Python process) and the system's shared libraries."""
+    executable = os.path.realpath(sys.executable)
+    paths = {os.path.dirname(os.__file__), *sysconfig.get_paths().values(),
+             os.path.dirname(executable), os.path.dirname(sys.executable),
+             os.path.join(sys.base_prefix, "lib"), *SYSTEM_LIBRARIES}
     paths.update(p for p in sys.path if "site-packages" in p or "dist-packages" in p)
-    return sorted(p for p in paths if os.path.isdir(p))
+    return sorted(p for p in paths if os.path.exists(p))
 
 
 def world_readable(path):
@@ -156,6 +164,41 @@ def set_limits(*, address_space, cpu_seconds, file_size, open_files, processes=N
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(which, (value, value))
+
+
+PR_CAPBSET_DROP = 24
+PR_SET_SECUREBITS = 28
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+# SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP, SECBIT_KEEP_CAPS_LOCKED, SECBIT_NO_CAP_AMBIENT_RAISE
+# and their locks: uid 0 gains nothing from exec, setuid or ambient capabilities ever again.
+_SECUREBITS_LOCKED = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80
+_CAPABILITY_VERSION_3 = 0x20080522
+_LAST_CAP = 63
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities():
+    """Stay uid 0 but give up every capability, for good (for when no other uid can run Python).
+
+    What is left is an ordinary user that happens to own root's files; Landlock then keeps it
+    out of them.
+    """
+    prctl(PR_SET_SECUREBITS, _SECUREBITS_LOCKED)
+    for cap in range(_LAST_CAP + 1):
+        if _libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) < 0 and cap < 32:
+            _check(-1, f"prctl(PR_CAPBSET_DROP, {cap})")
+    _libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0)
+    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
 def drop_privileges(uid, gid):

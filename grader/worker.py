@@ -17,6 +17,7 @@ import selectors
 import signal
 import struct
 import sys
+import tempfile
 import time
 
 from grader import reaper, sandbox
@@ -102,7 +103,11 @@ def child_main(request, arrays, out_fd, result_fd):
     os.chdir(scratch)
     os.environ.clear()
     os.environ.update({"HOME": scratch, "TMPDIR": scratch, "MPLCONFIGDIR": scratch,
-                       "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1"})
+                       "JUPYTER_RUNTIME_DIR": scratch, "JUPYTER_CONFIG_DIR": scratch,
+                       "JUPYTER_DATA_DIR": scratch, "IPYTHONDIR": scratch,
+                       "JUPYTER_PLATFORM_DIRS": "1", "PATH": "/usr/bin:/bin",
+                       "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1"})
+    tempfile.tempdir = scratch  # the worker computed it before TMPDIR changed
     memory = request["memory_mb"] << 20
     sandbox.set_limits(address_space=sandbox.address_space_in_use() + memory,
                        cpu_seconds=int(request["timeout"]) + 5, file_size=FILE_SIZE,
@@ -113,6 +118,8 @@ def child_main(request, arrays, out_fd, result_fd):
                            write_paths=[scratch])
     if request.get("uid") is not None:  # after Landlock, which opens the paths it allows
         sandbox.drop_privileges(request["uid"], request["gid"])
+    elif os.geteuid() == 0:  # no uid of our own can run Python here: root without its powers
+        sandbox.drop_capabilities()
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) in PYTHON_PATHS]
     sys.path.append(request["standin"])
     gc.disable()
@@ -120,8 +127,13 @@ def child_main(request, arrays, out_fd, result_fd):
     def imported():
         os.write(result_fd, IMPORTED)
 
-    meta, result_arrays = child.run(request["group"], request["module_path"], request["meta"],
-                                    arrays, on_imported=imported)
+    if request["group"] == "notebook":
+        imported()
+        meta, result_arrays = child.run_notebook(request["notebook_path"], scratch,
+                                                 request["timeout"])
+    else:
+        meta, result_arrays = child.run(request["group"], request["module_path"],
+                                        request["meta"], arrays, on_imported=imported)
     message = wire.encode(meta, result_arrays)
     view = memoryview(message)
     while view:

@@ -56,7 +56,7 @@ def test_batch_exits_zero_and_writes_every_result(corpus):
     assert corpus["code"] == 0
     names = {grading_corpus.result_name(e) for e in corpus["entries"]}
     on_disk = {p.name for p in corpus["out"].iterdir()}
-    assert on_disk == names | {"grades.csv"}, "a submission wrote into the results folder"
+    assert on_disk == names | {"grades.csv", "scores.png"}, "a submission wrote into the results folder"
 
 
 @pytest.mark.parametrize("index", range(len(grading_corpus.entries([], "/nonexistent"))))
@@ -199,3 +199,99 @@ def test_wire_round_trip_and_rejections():
             wire.decode(junk, 1 << 20)
     with pytest.raises(wire.WireError):
         wire.decode(good, 10)
+
+
+def small_notebook(*cells):
+    import nbformat
+    return nbformat.writes(nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(c) if not c.startswith("#md ") else
+               nbformat.v4.new_markdown_cell(c[4:]) for c in cells]))
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Three notebooks graded with --execute: one that works, one that raises, one that hangs."""
+    folder = tmp_path_factory.mktemp("notebooks")
+    out = tmp_path_factory.mktemp("notebook-results")
+    reference = open(os.path.join(ROOT, "two_layer_net.py")).read()
+    notebooks = {
+        "works": small_notebook(
+            "#md ## Answers\nThe loss <b>falls</b> because <script>alert('x')</script> ...",
+            "import helpers\nfrom two_layer_net import nn_forward_pass\n"
+            "ref = helpers.load_toy_reference()['small_weights']\n"
+            "print('difference', helpers.rel_error(nn_forward_pass(ref['params'], ref['X'])[0], ref['scores']))",
+            "import matplotlib.pyplot as plt\nplt.plot([3, 2, 1])\nplt.show()",
+            f"open({os.path.join(ROOT, 'two_layer_net.py')!r}).read()",
+            "from IPython.display import HTML\nHTML('<img src=x onerror=alert(1)>')"),
+        "raises": small_notebook("x = 1", "raise ValueError('the student broke it')", "print('after')"),
+        "hangs": small_notebook("while True:\n    pass"),
+    }
+    paths = []
+    for name, text in notebooks.items():
+        (folder / name).mkdir()
+        (folder / name / "two_layer_net.py").write_text(reference)
+        (folder / name / "two_layer_net.ipynb").write_text(text)
+        paths.append(str(folder / name))
+    code = grade.main([*paths, "--out", str(out), "--execute", "--notebook-timeout", "20"])
+    return {"code": code, "out": out, "paths": paths}
+
+
+def test_execute_runs_the_notebook_against_the_submissions_module(executed):
+    assert executed["code"] == 0
+    result = load_results(executed["out"], "works")
+    assert result["score"] == 100
+    assert "ran to the end, but 1 cell(s) raised: cell 3 (PermissionError" in result["output"]
+    html = (executed["out"] / "works" / "report.html").read_text()
+    assert "difference 0.0" in html, "the notebook's own output is in the report"
+    assert html.count("data:image/png;base64") >= 1, "its plot is in the report"
+    assert "Permission denied" in html, "the sandbox kept the notebook from the reference"
+
+
+def test_report_html_runs_nothing_a_student_wrote(executed):
+    html = (executed["out"] / "works" / "report.html").read_text()
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html or \
+        "&lt;script&gt;alert('x')&lt;/script&gt;" in html
+    assert "<h2" in html, "markdown answers keep their structure"
+
+
+def test_execution_errors_are_reported_and_do_not_stop_the_batch(executed):
+    raises = load_results(executed["out"], "raises")
+    assert "cell 1 (ValueError: the student broke it)" in raises["output"]
+    html = (executed["out"] / "raises" / "report.html").read_text()
+    assert "the student broke it" in html and "after" in html, "later cells still ran"
+    hangs = load_results(executed["out"], "hangs")
+    assert hangs["score"] == 100
+    assert re.search(r"Notebook: .*(timed out|Timeout|did not finish)", hangs["output"], re.I)
+    assert (executed["out"] / "hangs" / "report.html").exists()
+
+
+def test_a_rerun_skips_unchanged_submissions_and_regrades_changed_ones(tmp_path):
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    source = open(os.path.join(ROOT, "tests", "submissions", "student_solution.py")).read()
+    for name in ("amy", "bob"):
+        (folder / f"{name}.py").write_text(source)
+    out = tmp_path / "out"
+    subs = [str(folder / "amy.py"), str(folder / "bob.py")]
+    assert grade.main([*subs, "--out", str(out)]) == 0
+    stamps = {n: (out / n / "results.json").stat().st_mtime_ns for n in ("amy", "bob")}
+    (folder / "bob.py").write_text(source.replace("torch.argmax(scores", "torch.argmin(scores"))
+    assert grade.main([*subs, "--out", str(out)]) == 0
+    assert (out / "amy" / "results.json").stat().st_mtime_ns == stamps["amy"], "amy was regraded"
+    assert load_results(out, "bob")["score"] == 90, "bob's new code was not graded"
+    assert grade.main([*subs, "--out", str(out), "--force"]) == 0
+    assert (out / "amy" / "results.json").stat().st_mtime_ns != stamps["amy"], "--force skipped amy"
+    with open(out / "grades.csv") as f:
+        assert {r["name"]: r["total"] for r in csv.DictReader(f)} == {"amy": "100", "bob": "90"}
+    assert (out / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_interrupted_batch_resumes(tmp_path):
+    source = open(os.path.join(ROOT, "tests", "submissions", "student_solution.py")).read()
+    (tmp_path / "cat.py").write_text(source)
+    out = tmp_path / "out"
+    assert grade.main([str(tmp_path / "cat.py"), "--out", str(out)]) == 0
+    (out / "cat" / "results.json").write_text('{"score": 10')  # a write cut short
+    assert grade.main([str(tmp_path / "cat.py"), "--out", str(out)]) == 0
+    assert load_results(out, "cat")["score"] == 100
