@@ -393,7 +393,8 @@ class CheckResult:
             return f"{self.label}: FAIL: {self.error}"
         verdict = "PASS" if self.passed else "FAIL"
         bound = "< " if self.relation == "<" else "at least "
-        return f"{self.label}: {self.value:{self.fmt}} (should be {bound}{self.threshold:g}): {verdict}"
+        value = format(self.value, self.fmt)
+        return f"{self.label}: {value} (should be {bound}{self.threshold:g}): {verdict}"
 
 
 def check(label, compute, *, below=None, at_least=None, fmt=".2g"):
@@ -560,7 +561,8 @@ def plot_search_heatmap(search):
     per hidden size (the best over any other hyperparameter).
 
     Args:
-        search: list of dicts with learning_rate, hidden_size, reg and val_acc (best_stat["search"]).
+        search: list of dicts with learning_rate, hidden_size, reg and val_acc, as in
+            best_stat["search"].
     Returns:
         Figure with one heat map per hidden size, each cell labelled with its accuracy.
     """
@@ -724,7 +726,8 @@ def train_deep_net(X, y, activation="relu", depth=8, width=64, gain=2 ** 0.5, le
     stats = {"loss_history": [], "grad_norm_history": [], "diverged_at": None}
     for it in range(num_iters):
         idx = torch.randint(X.shape[0], (batch_size,), generator=g).to(X.device)
-        loss = torch.nn.functional.cross_entropy(deep_net_scores(layers, X[idx], activation), y[idx])
+        scores = deep_net_scores(layers, X[idx], activation)
+        loss = torch.nn.functional.cross_entropy(scores, y[idx])
         if not torch.isfinite(loss):
             stats["diverged_at"] = it
             break

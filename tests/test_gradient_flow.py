@@ -11,10 +11,11 @@ from helpers import (activation_and_derivative, clip_by_norm, deep_net_scores, i
 
 # float32 rounding of a sigmoid and its derivative (~6e-8 relative).
 FLOAT32_TOL = 1e-6
-# Measured at initialisation (8 layers, width 64, seeds 0-4): the sigmoid net's gradient shrinks by a
-# factor 0.08-0.43 per layer towards the input, 2e-5 to 6e-5 from layer 8 to layer 1; He-initialised
-# ReLU stays within a factor 2-6 across layers; std 3/sqrt(fan_in) makes every layer's gradient
-# 240x or more He's. The bounds sit outside those ranges, far from what a broken demonstration gives.
+# Measured at initialisation (8 layers, width 64, seeds 0-4): the sigmoid net's gradient shrinks
+# by a factor 0.08-0.43 per layer towards the input, 2e-5 to 6e-5 from layer 8 to layer 1;
+# He-initialised ReLU stays within a factor 2-6 across layers; std 3/sqrt(fan_in) makes every
+# layer's gradient 240x or more He's. The bounds sit outside those ranges, far from what a broken
+# demonstration gives.
 SIGMOID_SHRINK_PER_LAYER = 0.5
 SIGMOID_FIRST_OVER_LAST = 1e-3
 HE_SPREAD = 20.0

@@ -1,0 +1,381 @@
+"""two_layer_net.ipynb, executed headless against the reference and against an unfinished module,
+and the helpers that keep its cells from crashing."""
+import functools
+import os
+import pickle
+import re
+import shutil
+import sys
+import tempfile
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from conftest import ROOT
+from helpers import (CheckResult, advance_on_call, check, describe_error, final_loss,
+                     learning_rate_schedule, loss_func_with_progress, plot_acc_curves,
+                     plot_loss_and_learning_rate, plot_search_heatmap, report_errors, seeded,
+                     to_device)
+from main import run_notebook
+
+NOTEBOOK = os.path.join(ROOT, "two_layer_net.ipynb")
+# Cells tagged "check" and the PASS/FAIL lines they print: forward 2, loss 2, numeric gradient
+# check 4, fixture gradients 8, toy training 1, prediction 1, digits 1, search 1.
+CHECK_CELLS = 8
+CHECK_LINES = 20
+# Figures of a run against the reference with CIFAR-10 configured: toy training 1, digits 2,
+# CIFAR-10 2, iterations 1, learning rates 2, sweeps 3, heat map 1, gradient flow 3.
+FIGURES = 15
+# The figures of section 8 need nothing from two_layer_net.py: activations, gradient norms,
+# clipping.
+INDEPENDENT_FIGURES = 3
+# A fake CIFAR-10 folder: 5 training batches and a test batch of this many images, and the sizes
+# the notebook is told to use (the real ones need the real data set and minutes of training).
+FAKE_CIFAR_BATCH = 12
+FAKE_CIFAR_OVERRIDE = """CIFAR10_DIR = {folder!r}
+CIFAR10_SIZES = dict(num_train=40, num_val=10, num_test=10)
+CIFAR10_TRAINING = dict(CIFAR10_TRAINING, hidden_size=16, num_iters=20, batch_size=20)"""
+
+
+def write_fake_cifar(folder):
+    """CIFAR-10 python batches in the real format (pickled dicts with bytes keys), random pixels."""
+    os.makedirs(folder)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"labels": [int(v) for v in rng.integers(0, 10, FAKE_CIFAR_BATCH)],
+                 b"data": rng.integers(0, 256, (FAKE_CIFAR_BATCH, 3072), dtype=np.uint8)}
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+
+
+def tagged(notebook, tag):
+    return [cell for cell in notebook.cells if tag in cell.metadata.get("tags", [])]
+
+
+def stdout(cell):
+    return "".join(o.text for o in cell.get("outputs", [])
+                   if o.output_type == "stream" and o.name == "stdout")
+
+
+def images(cell):
+    return [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+
+
+@functools.cache
+def executed_reference():
+    """Run the notebook once per session against the reference, CIFAR-10 faked: (notebook,
+    executed .ipynb path, .html path, seconds). Shared with test_main.py."""
+    folder = tempfile.TemporaryDirectory(prefix="notebook-")
+    executed_reference.folder = folder  # kept alive for the session, removed at exit
+    cifar = os.path.join(folder.name, "cifar-10-batches-py")
+    write_fake_cifar(cifar)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    (parameters,) = tagged(notebook, "parameters")
+    at = notebook.cells.index(parameters) + 1
+    notebook.cells.insert(at, nbformat.v4.new_code_cell(FAKE_CIFAR_OVERRIDE.format(folder=cifar)))
+    path = os.path.join(folder.name, "two_layer_net.ipynb")
+    nbformat.write(notebook, path)
+    ipynb_path, html_path, seconds = run_notebook(notebook_path=path, cwd=ROOT,
+                                                  out_dir=os.path.join(folder.name, "out"))
+    return nbformat.read(ipynb_path, as_version=4), ipynb_path, html_path, seconds
+
+
+@pytest.fixture(scope="module")
+def reference_run():
+    return executed_reference()[0]
+
+
+def test_committed_notebook_has_no_outputs_and_no_execution_counts():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code
+    assert all(cell.outputs == [] for cell in code), "clear the outputs before committing"
+    assert all(cell.execution_count is None for cell in code), "clear the execution counts"
+    assert notebook.metadata.kernelspec.name == "python3"
+
+
+def test_reference_run_has_no_errors(reference_run):
+    errors = [(i, o.ename, o.evalue) for i, cell in enumerate(reference_run.cells)
+              for o in cell.get("outputs", []) if o.output_type == "error"]
+    assert errors == []
+    printed = "".join(stdout(cell) for cell in reference_run.cells)
+    assert "ERROR:" not in printed and "Skipped" not in printed
+
+
+def test_every_check_cell_prints_pass(reference_run):
+    cells = tagged(reference_run, "check")
+    assert len(cells) == CHECK_CELLS
+    lines = [line for cell in cells for line in stdout(cell).splitlines() if line.strip()]
+    assert len(lines) == CHECK_LINES
+    assert all(line.endswith(": PASS") for line in lines), [l for l in lines if "PASS" not in l]
+    assert re.search(r"Difference between your scores and correct scores: \S+ "
+                     r"\(should be < 1e-10\): PASS", lines[0])
+
+
+def test_every_figure_shows_once_as_an_image(reference_run):
+    figure_cells = tagged(reference_run, "figure")
+    assert all(images(cell) for cell in figure_cells), "a figure cell drew nothing"
+    assert sum(len(images(cell)) for cell in reference_run.cells) == FIGURES
+    assert sum(len(images(cell)) for cell in figure_cells) == FIGURES
+    text = [o for cell in reference_run.cells for o in cell.get("outputs", [])
+            if "text/plain" in o.get("data", {}) and "image/png" not in o.get("data", {})]
+    assert not any("Figure" in o.data["text/plain"] for o in text), "a figure shown as text"
+
+
+def test_html_copy_holds_every_figure():
+    _, _, html_path, _ = executed_reference()
+    page = open(html_path, encoding="utf-8").read()
+    assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', page)) == FIGURES
+
+
+def test_kernel_runs_the_python_that_runs_the_tests(reference_run):
+    (setup,) = tagged(reference_run, "setup")
+    assert f" at {sys.executable}\n" in stdout(setup)
+
+
+def test_progress_bars_leave_one_clean_line_each(reference_run):
+    errors = "".join(o.text for cell in reference_run.cells for o in cell.get("outputs", [])
+                     if o.output_type == "stream" and o.name == "stderr")
+    assert "\r" not in errors
+    for bar in ("10,000 iterations", "search", "CIFAR-10 training"):
+        assert re.search(rf"^{bar}: 100%", errors, re.MULTILINE), bar
+    assert "IProgress" not in errors and "Warning" not in errors
+
+
+def parse_lr_table(text):
+    """{rate: row} from the learning-rate table: first, highest and final loss or divergence."""
+    rows = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        rows[float(fields[0])] = {"first": float(fields[1]), "highest": float(fields[2]),
+                                  "diverged": "diverged" in line,
+                                  "rest": [float(v) for v in fields[3:]] if "diverged" not in line
+                                  else []}
+    return rows
+
+
+def test_learning_rate_experiment_shows_what_the_text_says(reference_run):
+    (table,) = tagged(reference_run, "lr-table")
+    rows = parse_lr_table(stdout(table))
+    assert sorted(rows) == [1e-3, 1e-1, 1.0, 1.8, 3.0]
+    final = {rate: row["rest"][0] for rate, row in rows.items() if not row["diverged"]}
+    dead = {rate: row["rest"][4] for rate, row in rows.items() if not row["diverged"]}
+    assert 0.5 * rows[1e-3]["first"] < final[1e-3] < rows[1e-3]["first"], "under-fitting"
+    assert final[1e-1] < 0.01 and dead[1e-1] == 0, "convergence"
+    assert rows[1.0]["highest"] > 100 * rows[1.0]["first"] and final[1.0] < 1.0, "jump and return"
+    assert dead[1.0] >= 1, "the jump kills hidden units for some inputs"
+    l2_term, data_loss = rows[1.8]["rest"][1], rows[1.8]["rest"][2]
+    assert final[1.8] > 1e10 and l2_term > 0.9 * final[1.8] and data_loss < 1.0, "stuck blow-up"
+    assert rows[3.0]["diverged"], "divergence"
+
+
+def test_cifar_section_runs_when_configured(reference_run):
+    printed = "".join(stdout(cell) for cell in reference_run.cells)
+    assert "CIFAR-10 is not configured" not in printed
+    assert re.search(r"validation accuracy \d\.\d+, test accuracy \d\.\d+", printed)
+
+
+def stub_solutions(source):
+    """The release's student module: each solution region becomes one raise at its indentation."""
+    lines, inside = [], False
+    for line in source.splitlines(keepends=True):
+        text = line.strip()
+        if text.startswith("# BEGIN SOLUTION"):
+            indent = line[:len(line) - len(line.lstrip())]
+            hint = text.removeprefix("# BEGIN SOLUTION").lstrip(": ") or "write this part"
+            lines.append(f"{indent}raise NotImplementedError({hint!r})\n")
+            inside = True
+        elif text.startswith("# END SOLUTION"):
+            inside = False
+        elif not inside:
+            lines.append(line)
+    return "".join(lines)
+
+
+def test_stub_replaces_every_solution_region():
+    source = open(os.path.join(ROOT, "two_layer_net.py")).read()
+    stub = stub_solutions(source)
+    compile(stub, "two_layer_net.py", "exec")
+    regions = sum(line.strip().startswith("# BEGIN SOLUTION") for line in source.splitlines())
+    assert regions >= 7 and stub.count("raise NotImplementedError(") == regions
+    assert "    # BEGIN SOLUTION" not in stub and "# END SOLUTION\n" not in stub
+
+
+def test_unfinished_module_prints_fail_lines_and_independent_sections_still_run(tmp_path,
+                                                                              monkeypatch):
+    with open(os.path.join(ROOT, "two_layer_net.py")) as f:
+        (tmp_path / "two_layer_net.py").write_text(stub_solutions(f.read()))
+    shutil.copy(os.path.join(ROOT, "helpers.py"), tmp_path)
+    shutil.copytree(os.path.join(ROOT, "tests", "fixtures"), tmp_path / "tests" / "fixtures")
+    shutil.copy(NOTEBOOK, tmp_path)
+    monkeypatch.delenv("CIFAR10_DIR", raising=False)
+
+    ipynb_path, _, _ = run_notebook(notebook_path=str(tmp_path / "two_layer_net.ipynb"),
+                                    out_dir=str(tmp_path / "out"))
+    notebook = nbformat.read(ipynb_path, as_version=4)
+
+    assert not [o for cell in notebook.cells for o in cell.get("outputs", [])
+                if o.output_type == "error"], "a cell raised instead of reporting"
+    checks = tagged(notebook, "check")
+    lines = [line for cell in checks for line in stdout(cell).splitlines() if line.strip()]
+    assert len(checks) == CHECK_CELLS and len(lines) == CHECK_LINES
+    assert all(": FAIL: " in line for line in lines), lines
+    assert re.search(r"^Difference between your scores and correct scores: FAIL: "
+                     r"NotImplementedError: compute hidden .*\(two_layer_net\.py, line \d+, in "
+                     r"nn_forward_pass\)$", lines[0])
+    printed = "".join(stdout(cell) for cell in notebook.cells)
+    assert "Traceback" not in printed
+    assert "ERROR: NotImplementedError" in printed
+    assert "CIFAR-10 is not configured" in printed
+    independent = tagged(notebook, "independent")
+    assert len(independent) == INDEPENDENT_FIGURES
+    assert all(len(images(cell)) == 1 for cell in independent)
+    assert sum(len(images(cell)) for cell in notebook.cells) == INDEPENDENT_FIGURES
+
+
+def test_check_passes_fails_and_reports_errors_in_one_line():
+    passed = check("difference", lambda: 2.2e-11, below=1e-10)
+    assert passed.passed and str(passed) == "difference: 2.2e-11 (should be < 1e-10): PASS"
+    failed = check("accuracy", lambda: 0.5, at_least=0.9, fmt=".3f")
+    assert not failed.passed and str(failed) == "accuracy: 0.500 (should be at least 0.9): FAIL"
+    assert not check("loss", lambda: float("nan"), below=1.0).passed
+
+    def broken():
+        raise NotImplementedError("compute the scores")
+
+    error = check("scores", broken, below=1.0)
+    assert isinstance(error, CheckResult) and not error.passed
+    assert re.fullmatch(r"scores: FAIL: NotImplementedError: compute the scores "
+                        r"\(test_notebook\.py, line \d+, in broken\)", str(error))
+    with pytest.raises(ValueError, match="exactly one"):
+        check("x", lambda: 1.0)
+
+
+def test_describe_error_names_the_innermost_frame_outside_torch():
+    try:
+        torch.zeros(2, 3) @ torch.zeros(2, 3)
+    except RuntimeError as e:
+        text = describe_error(e)
+    assert text.startswith("RuntimeError: ") and "test_notebook.py, line" in text
+    try:
+        compile("def f(:\n", "two_layer_net.py", "exec")
+    except SyntaxError as e:
+        assert describe_error(e).endswith("(two_layer_net.py, line 1)")
+
+
+def test_report_errors_prints_one_line_and_goes_on(capsys):
+    done = []
+    with report_errors():
+        done.append(1)
+        raise KeyError("W3")
+    done.append(2)
+    out = capsys.readouterr().out
+    assert done == [1, 2]
+    assert out.startswith("ERROR: KeyError: 'W3' (test_notebook.py, line ") and out.count("\n") == 1
+    with pytest.raises(KeyboardInterrupt), report_errors():
+        raise KeyboardInterrupt
+
+
+def test_final_loss_says_when_training_did_not_finish():
+    assert final_loss({"loss_history": [2.0, 1.0]}) == 1.0
+    for stats in (None, {"loss_history": []}):
+        with pytest.raises(ValueError, match="did not finish"):
+            final_loss(stats)
+
+
+def test_learning_rate_schedule_decays_once_per_epoch():
+    # 100 // 30 = 3 iterations per epoch, as in test_train_decays_learning_rate_once_per_epoch.
+    assert learning_rate_schedule(1.0, 0.5, 10, num_train=100, batch_size=30) == \
+        [1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125, 0.125, 0.125]
+    toy = learning_rate_schedule(0.1, 0.95, 201, num_train=5, batch_size=200)
+    assert toy[200] == pytest.approx(0.1 * 0.95 ** 200) and toy[200] == pytest.approx(3.5e-6,
+                                                                                       rel=0.02)
+
+
+def test_seeded_repeats_draws_and_restores_the_generator():
+    before = torch.get_rng_state()
+    with seeded(3):
+        a = torch.rand(4)
+    assert torch.equal(torch.get_rng_state(), before)
+    with seeded(3):
+        b = torch.rand(4)
+    assert torch.equal(a, b)
+
+
+class Bar:
+    def __init__(self):
+        self.n = 0
+
+    def update(self, k):
+        self.n += k
+
+
+def test_progress_counts_training_steps_and_calls():
+    bar = Bar()
+
+    def loss_func(params, X, y=None, reg=0.0):
+        return ("loss", reg) if y is not None else "scores"
+
+    counted = loss_func_with_progress(loss_func, bar)
+    assert counted(None, None, y=1, reg=0.5) == ("loss", 0.5)
+    assert counted(None, None) == "scores"
+    assert bar.n == 1
+
+    class Net:
+        def train(self, k):
+            return 2 * k
+
+    calls = Bar()
+    with advance_on_call(Net, "train", calls):
+        assert Net().train(4) == 8 and Net().train(1) == 2
+    assert calls.n == 2
+    Net().train(1)
+    assert calls.n == 2, "the method is restored after the block"
+
+
+def test_to_device_moves_nested_tensors():
+    moved = to_device({"a": torch.ones(1), "b": {"c": torch.zeros(2)}, "d": 3}, "cpu")
+    assert moved["d"] == 3 and moved["b"]["c"].device.type == "cpu"
+
+
+def stats(train, val, losses=(1.0, 0.5)):
+    return {"loss_history": list(losses), "train_acc_history": train, "val_acc_history": val}
+
+
+def test_plot_acc_curves_pairs_train_and_val_in_one_colour():
+    fig = plot_acc_curves({"H=2": stats([0.1, 0.5], [0.1, 0.4]),
+                           "H=8": stats([0.2, 0.9], [0.2, 0.8])}, "capacity")
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 4
+    assert ax.lines[0].get_color() == ax.lines[1].get_color() != ax.lines[2].get_color()
+    assert list(ax.lines[3].get_ydata()) == [0.2, 0.8] and ax.lines[3].get_linestyle() == "--"
+
+
+def test_plot_loss_and_learning_rate_shows_both_on_log_scales():
+    rates = learning_rate_schedule(0.1, 0.95, 1000, num_train=5, batch_size=200)
+    fig = plot_loss_and_learning_rate({"run": stats([], [], losses=[1.0] * 1000)}, {"run": rates})
+    ax_loss, ax_rate = fig.axes
+    assert ax_loss.get_xscale() == "log" and ax_rate.get_yscale() == "log"
+    assert list(ax_rate.lines[0].get_ydata()) == rates
+    assert ax_rate.get_ylim()[0] > 0 and "not shown" in ax_rate.get_title()
+
+
+def test_plot_search_heatmap_places_every_accuracy():
+    search = [{"learning_rate": lr, "hidden_size": h, "reg": r, "learning_rate_decay": 0.99,
+               "val_acc": round(0.1 * i, 1)}
+              for i, (lr, h, r) in enumerate([(0.1, 32, 1e-3), (1.0, 32, 1e-3), (0.1, 32, 1e-2),
+                                              (1.0, 128, 1e-2)])]
+    fig = plot_search_heatmap(search)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["hidden size 32", "hidden size 128"]
+    grid = panels[0].images[0].get_array()
+    assert grid[0, 0] == 0.0 and grid[1, 0] == 0.1 and grid[0, 1] == 0.2
+    assert np.isnan(panels[0].images[0].get_array().filled(np.nan)[1, 1])
+    assert sorted(t.get_text() for t in panels[1].texts) == ["0.300"]
+    with pytest.raises(ValueError, match="empty"):
+        plot_search_heatmap([])
