@@ -211,6 +211,7 @@ def collect(pid, out_r, result_r, deadline):
                 result_overflow = True
             else:
                 result += data
+    selector.close()
     for fd in (out_r, result_r, pidfd):
         os.close(fd)
     for kill in (os.killpg, os.kill):

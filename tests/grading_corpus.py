@@ -295,6 +295,15 @@ def entries(instructor_files, results_dir):
                           os.kill(target, signal.SIGKILL)
                       except OSError:
                           pass""")),
+        Entry("forged_result_pipe", "writes a forged message into every open descriptor, "
+              "then answers right", source=in_predict("""
+                  import os
+                  for fd in range(3, 1024):
+                      try:
+                          os.write(fd, b'\\x00\\x00\\x00\\x02{}')
+                      except OSError:
+                          pass"""),
+              expect={"predict": r"returned malformed results"}),
         Entry("keyboard_interrupt", "a BaseException from nn_predict",
               source=in_predict("raise KeyboardInterrupt('stop')"),
               expect={"predict": r"KeyboardInterrupt: stop"}),

@@ -295,3 +295,15 @@ def test_an_interrupted_batch_resumes(tmp_path):
     (out / "cat" / "results.json").write_text('{"score": 10')  # a write cut short
     assert grade.main([str(tmp_path / "cat.py"), "--out", str(out)]) == 0
     assert load_results(out, "cat")["score"] == 100
+
+
+def test_the_worker_keeps_no_descriptor_from_one_child_to_the_next():
+    from grader import batch, submission
+    sub = submission.load(os.path.join(ROOT, "tests", "submissions", "student_solution.py"))
+    with batch.Grader("any", batch.Limits(timeout=30, memory_mb=1024), 1, True) as grader:
+        grader.grade(sub)
+        pid = grader._workers[0].process.pid
+        before = sorted(os.listdir(f"/proc/{pid}/fd"))
+        for _ in range(3):
+            grader.grade(sub)
+        assert sorted(os.listdir(f"/proc/{pid}/fd")) == before
