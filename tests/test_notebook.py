@@ -179,6 +179,19 @@ def test_cifar_section_runs_when_configured(reference_run):
     assert re.search(r"validation accuracy \d\.\d+, test accuracy \d\.\d+", printed)
 
 
+@pytest.mark.parametrize("best_stat, says", [
+    ({"loss_history": [1.0]}, "No heat map: best_stat['search'] is empty"),
+    ({"loss_history": [1.0], "search": []}, "No heat map: best_stat['search'] is empty"),
+    (None, "Skipped: the search above did not finish."),
+])
+def test_heatmap_cell_explains_a_missing_search_instead_of_failing(best_stat, says, capsys):
+    (cell,) = tagged(nbformat.read(NOTEBOOK, as_version=4), "heatmap")
+    shown = []
+    exec(cell.source, {"best_stat": best_stat, "display": shown.append,
+                       "plot_search_heatmap": plot_search_heatmap})
+    assert capsys.readouterr().out.startswith(says) and shown == []
+
+
 def stub_solutions(source):
     """The release's student module: each solution region becomes one raise at its indentation."""
     lines, inside = [], False
