@@ -218,10 +218,16 @@ def test_stub_replaces_every_solution_region():
     assert "    # BEGIN SOLUTION" not in stub and "# END SOLUTION\n" not in stub
 
 
-def test_unfinished_module_prints_fail_lines_and_independent_sections_still_run(tmp_path,
+def syntax_error(source):
+    return source + "\n\ndef half_written(:\n"
+
+
+@pytest.mark.parametrize("make_module", [stub_solutions, syntax_error])
+def test_unfinished_module_prints_fail_lines_and_independent_sections_still_run(make_module,
+                                                                              tmp_path,
                                                                               monkeypatch):
     with open(os.path.join(ROOT, "two_layer_net.py")) as f:
-        (tmp_path / "two_layer_net.py").write_text(stub_solutions(f.read()))
+        (tmp_path / "two_layer_net.py").write_text(make_module(f.read()))
     shutil.copy(os.path.join(ROOT, "helpers.py"), tmp_path)
     shutil.copytree(os.path.join(ROOT, "tests", "fixtures"), tmp_path / "tests" / "fixtures")
     shutil.copy(NOTEBOOK, tmp_path)
@@ -237,17 +243,22 @@ def test_unfinished_module_prints_fail_lines_and_independent_sections_still_run(
     lines = [line for cell in checks for line in stdout(cell).splitlines() if line.strip()]
     assert len(checks) == CHECK_CELLS and len(lines) == CHECK_LINES
     assert all(": FAIL: " in line for line in lines), lines
-    assert re.search(r"^Difference between your scores and correct scores: FAIL: "
-                     r"NotImplementedError: compute hidden .*\(two_layer_net\.py, line \d+, in "
-                     r"nn_forward_pass\)$", lines[0])
     printed = "".join(stdout(cell) for cell in notebook.cells)
     assert "Traceback" not in printed
-    assert "ERROR: NotImplementedError" in printed
     assert "CIFAR-10 is not configured" in printed
     independent = tagged(notebook, "independent")
     assert len(independent) == INDEPENDENT_FIGURES
     assert all(len(images(cell)) == 1 for cell in independent)
     assert sum(len(images(cell)) for cell in notebook.cells) == INDEPENDENT_FIGURES
+    if make_module is stub_solutions:
+        assert re.search(r"^Difference between your scores and correct scores: FAIL: "
+                         r"NotImplementedError: compute hidden .*\(two_layer_net\.py, line \d+, in "
+                         r"nn_forward_pass\)$", lines[0])
+        assert "ERROR: NotImplementedError" in printed
+    else:
+        (setup,) = tagged(notebook, "setup")
+        assert re.search(r"^ERROR: SyntaxError: .* \(two_layer_net\.py, line \d+\)$",
+                         stdout(setup), re.MULTILINE)
 
 
 def test_check_passes_fails_and_reports_errors_in_one_line():
