@@ -95,6 +95,8 @@ def test_committed_notebook_has_no_outputs_and_no_execution_counts():
     assert code
     assert all(cell.outputs == [] for cell in code), "clear the outputs before committing"
     assert all(cell.execution_count is None for cell in code), "clear the execution counts"
+    extra = {key for cell in notebook.cells for key in cell.metadata} - {"tags"}
+    assert not extra, f"cell metadata {extra} would put run details into the diff"
     assert notebook.metadata.kernelspec.name == "python3"
 
 
