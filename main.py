@@ -1,4 +1,4 @@
-"""The kit's main job: train the reference on the digits set, then run the student notebook.
+"""The kit's main job: train the reference on the digits set, run the notebook, grade the reference.
 
     python main.py [--out DIR]
 
@@ -6,7 +6,9 @@ Runs on its embedded defaults against the reference solution in two_layer_net.py
 
 Prints the final training loss and the test accuracy and writes DIR/digits_training.png; then
 executes two_layer_net.ipynb and writes the executed copy DIR/two_layer_net.ipynb and
-DIR/two_layer_net.html, a page with every figure that opens in any browser.
+DIR/two_layer_net.html, a page with every figure that opens in any browser; then grades
+two_layer_net.py with grade.py's sandboxed grader, prints its table and writes
+DIR/grading/two_layer_net/results.json.
 """
 import argparse
 import os
@@ -86,6 +88,20 @@ def run_notebook(*, notebook_path=NOTEBOOK, out_dir, cwd=None, timeout=NOTEBOOK_
     return ipynb_path, html_path, seconds
 
 
+def grade_reference(*, out_dir, module_path=os.path.join(ROOT, "two_layer_net.py")):
+    """Grade the module as grade.py does (hidden inputs from the configured seed, else the
+    public ones); returns (the table, path of results.json)."""
+    from grader import batch, report, resolve_seed
+
+    seed, public = resolve_seed()
+    grading_dir = os.path.join(out_dir, "grading")
+    results = batch.grade_batch([module_path], out_dir=grading_dir, seed=seed, public=public,
+                                limits=batch.Limits(timeout=60, memory_mb=1024), jobs=1,
+                                force=True, progress=False)
+    (name, result), = results.items()
+    return report.table(result), os.path.join(grading_dir, name, "results.json")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out",
@@ -110,6 +126,8 @@ def main(argv=None):
               f"{os.path.join(args.out, 'two_layer_net.html')}):\n{e}", file=sys.stderr)
         return 1
     print(f"notebook: executed in {seconds:.0f} s; wrote {ipynb_path} and {html_path}")
+    table, results_path = grade_reference(out_dir=args.out)
+    print(f"grade.py on two_layer_net.py:\n{table}\nwrote {results_path}")
     return 0
 
 

@@ -46,6 +46,9 @@ def test_main_prints_loss_and_accuracy_writes_the_figure_and_runs_the_notebook(t
     assert os.path.getsize(tmp_path / "digits_training.png") > 10_000
     assert fake.calls == [str(tmp_path)]
     assert f"notebook: executed in 12 s; wrote {tmp_path}" in out
+    assert re.search(r"^forward\s+15/15\s+passed", out, re.M)
+    assert re.search(r"^total\s+100/100$", out, re.M)
+    assert os.path.isfile(tmp_path / "grading" / "two_layer_net" / "results.json")
 
 
 def test_main_fails_with_a_message_when_a_notebook_cell_fails(tmp_path, capsys, monkeypatch):
