@@ -46,8 +46,10 @@ def torch_nn_train(model, X, y, X_val, y_val, *, learning_rate, learning_rate_de
         optimizer.step()
         if it % iterations_per_epoch == 0:
             with torch.no_grad():
-                train_acc_history.append((model(X_batch).argmax(1) == y_batch).float().mean().item())
-                val_acc_history.append((model(X_val).argmax(1) == y_val).float().mean().item())
+                train_acc = (model(X_batch).argmax(1) == y_batch).float().mean().item()
+                val_acc = (model(X_val).argmax(1) == y_val).float().mean().item()
+            train_acc_history.append(train_acc)
+            val_acc_history.append(val_acc)
             for group in optimizer.param_groups:
                 group["lr"] *= learning_rate_decay
     return {"loss_history": loss_history, "train_acc_history": train_acc_history,
@@ -71,20 +73,46 @@ def candidates(data):
     return {"ours": ours, "torch_nn": torch_nn}
 
 
+def check_same_updates(data, num_iters=3):
+    """Raise unless both loops, from the same weights and the same seed, end at the same weights."""
+    settings = dict(learning_rate=LEARNING_RATE, learning_rate_decay=DECAY, reg=REG,
+                    num_iters=num_iters, batch_size=BATCH)
+    net = TwoLayerNet(D, H, C, std=STD, seed=0)
+    model = torch.nn.Sequential(torch.nn.Linear(D, H), torch.nn.ReLU(), torch.nn.Linear(H, C))
+    with torch.no_grad():
+        for layer, W, b in ((model[0], "W1", "b1"), (model[2], "W2", "b2")):
+            layer.weight.copy_(net.params[W].T)
+            layer.bias.copy_(net.params[b])
+    start = {k: v.clone() for k, v in net.params.items()}
+    args = (data["X_train"], data["y_train"], data["X_val"], data["y_val"])
+    torch.manual_seed(0)
+    net.train(*args, **settings)
+    torch.manual_seed(0)
+    torch_nn_train(model, *args, **settings)
+    # Compare the steps, not the weights: the L2 term is ~2% of a step and would hide in the weights.
+    theirs = {"W1": model[0].weight.T, "b1": model[0].bias, "W2": model[2].weight.T,
+              "b2": model[2].bias}
+    for k in net.params:
+        torch.testing.assert_close(net.params[k] - start[k], theirs[k].detach() - start[k],
+                                   rtol=1e-3, atol=1e-8, msg=lambda m, k=k: f"{k}: {m}")
+
+
 def run(*, threads, rounds, data=None):
     """Two rows: our iterations per second, and our time / the torch.nn loop's.
 
     `data` is make_data()'s result, to share it between calls (it takes 0.6 GB).
     """
-    samples = interleave(candidates(data if data is not None else make_data()), rounds=rounds,
-                         warmup=1)
+    data = data if data is not None else make_data()
+    check_same_updates(data)
+    samples = interleave(candidates(data), rounds=rounds, warmup=1)
     ours, base = (Spread.of(samples[k]).median for k in ("ours", "torch_nn"))
     ratio = ratios(samples, "ours", "torch_nn")
-    return [Row(part="3", measurement=f"nn_train throughput, {NUM_TRAIN:,} x {D:,} synthetic, batch {BATCH}",
+    return [Row(part="3",
+                measurement=f"nn_train throughput, {NUM_TRAIN:,} x {D:,} synthetic, batch {BATCH}",
                 threads=str(threads), ratio=None, target=None,
                 ours=f"{ITERATIONS / ours:.0f} it/s", baseline=f"{ITERATIONS / base:.0f} it/s",
                 note=f"{ITERATIONS} iterations a run, {rounds} runs"),
             Row(part="3", measurement="nn_train / torch.nn + torch.optim.SGD loop, same iterations",
                 threads=str(threads), ratio=ratio, target=None,
                 ours=seconds(ours), baseline=seconds(base),
-                note="per run of 250 iterations")]
+                note=f"per run of {ITERATIONS} iterations")]

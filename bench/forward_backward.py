@@ -44,7 +44,8 @@ def autograd_loss(leaves, X, y, reg):
     """The network and its loss, written the plain way, on leaves that require grad."""
     hidden = torch.relu(X @ leaves["W1"] + leaves["b1"])
     scores = hidden @ leaves["W2"] + leaves["b2"]
-    return F.cross_entropy(scores, y) + reg * ((leaves["W1"] ** 2).sum() + (leaves["W2"] ** 2).sum())
+    l2 = (leaves["W1"] ** 2).sum() + (leaves["W2"] ** 2).sum()
+    return F.cross_entropy(scores, y) + reg * l2
 
 
 def autograd_linear_loss(leaves, X, y, reg):

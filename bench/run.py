@@ -56,19 +56,41 @@ def run_benchmarks(*, parts, thread_counts, rounds, progress=None):
 def format_ratio(spread):
     if spread is None:
         return ""
-    return f"{spread.median:.2f} ({spread.q1:.2f}-{spread.q3:.2f})"
+    return f"{spread.median:.3f} ({spread.q1:.3f}-{spread.q3:.3f})"
 
 
 def format_table(rows):
     """The rows as a markdown table."""
-    lines = ["| part | measurement | threads | ratio, median (IQR) | target | met | ours | baseline | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    header = ["part", "measurement", "threads", "ratio, median (IQR)", "target", "met", "ours",
+              "baseline", "note"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         target = f"<= {row.target:.2f}" if row.target is not None else ""
         cells = [row.part, row.measurement, row.threads, format_ratio(row.ratio), target, row.met,
                  row.ours, row.baseline, row.note]
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def report(*, parts, thread_counts, rounds, command, progress=None):
+    """Run the benchmarks; return markdown: a header naming the run and the machine, the table."""
+    started, load_before = time.time(), load_average()
+    rows = run_benchmarks(parts=parts, thread_counts=thread_counts, rounds=rounds,
+                          progress=progress)
+    load_after = load_average()
+    load = ("" if load_before is None else
+            f"1-minute load average {load_before:.1f} before, {load_after:.1f} after "
+            "(a quiet machine reads about 0).\n")
+    return "\n".join([
+        f"Command: `{command}`, {datetime.datetime.now():%Y-%m-%d %H:%M}, "
+        f"{time.time() - started:.0f} s.  ",
+        f"Machine: {machine()}.  ",
+        f"Threads: parts 1-3 at {', '.join(map(str, thread_counts))} thread(s), set on both sides "
+        "of every ratio (torch.set_num_threads and threadpoolctl's limits for numpy's and "
+        "scikit-learn's OpenBLAS and OpenMP); part 4 runs in fresh processes with their "
+        "defaults.  ",
+        load,
+        format_table(rows)])
 
 
 def main(argv=None):
@@ -96,22 +118,9 @@ def main(argv=None):
     if args.rounds is not None:
         rounds = {k: args.rounds for k in rounds}
 
-    started, load_before = time.time(), load_average()
-    rows = run_benchmarks(parts=args.parts, thread_counts=args.threads, rounds=rounds,
-                          progress=lambda message: print(message, file=sys.stderr, flush=True))
-    load_after = load_average()
-    command = "python bench/run.py" + ("" if argv is None and len(sys.argv) == 1
-                                       else " " + " ".join(sys.argv[1:] if argv is None else argv))
-    print(f"Command: `{command}`, {datetime.datetime.now():%Y-%m-%d %H:%M}, "
-          f"{time.time() - started:.0f} s.  ")
-    print(f"Machine: {machine()}.  ")
-    print(f"Threads: parts 1-3 at {', '.join(map(str, args.threads))} thread(s), set on both sides "
-          "of every ratio (torch.set_num_threads and threadpoolctl's limits for numpy's and "
-          "scikit-learn's OpenBLAS and OpenMP); part 4 runs in fresh processes with their "
-          "defaults.  ")
-    print(f"1-minute load average {load_before:.1f} before, {load_after:.1f} after "
-          "(a quiet machine reads about 0).\n")
-    print(format_table(rows))
+    command = " ".join(["python bench/run.py"] + (sys.argv[1:] if argv is None else list(argv)))
+    print(report(parts=args.parts, thread_counts=args.threads, rounds=rounds, command=command,
+                 progress=lambda message: print(message, file=sys.stderr, flush=True)))
     return 0
 
 

@@ -58,7 +58,8 @@ class Row:
         if self.ratio is not None and self.target is not None:
             ok = self.ratio.median <= self.target and self.condition
             straddles = self.ratio.q1 <= self.target <= self.ratio.q3
-            self.met = ("yes" if ok else "no") + (" (noise)" if straddles and self.condition else "")
+            noise = " (noise)" if straddles and self.condition else ""
+            self.met = ("yes" if ok else "no") + noise
 
 
 def interleave(candidates, *, rounds, number=1, warmup=1):

@@ -28,8 +28,8 @@ def test_spread_is_median_and_quartiles():
     (Spread(0.60, 0.58, 0.62, 5), False, "no"),
 ])
 def test_row_says_whether_the_target_is_met_and_whether_noise_could_flip_it(ratio, condition, want):
-    row = Row(part="1", measurement="m", threads="1", ratio=ratio, target=0.70, ours="", baseline="",
-              condition=condition)
+    row = Row(part="1", measurement="m", threads="1", ratio=ratio, target=0.70, ours="",
+              baseline="", condition=condition)
     assert row.met == want
 
 
@@ -45,4 +45,4 @@ def test_forward_backward_part_prints_a_row_per_baseline_and_shape(capsys):
     rows = [line for line in out.splitlines() if line.startswith("| 1 |")]
     assert len(rows) == 6, out
     for line in rows:
-        assert re.search(r"\| \d+\.\d\d \(\d+\.\d\d-\d+\.\d\d\) \|", line), line
+        assert re.search(r"\| \d+\.\d{3} \(\d+\.\d{3}-\d+\.\d{3}\) \|", line), line
