@@ -6,7 +6,7 @@ Four candidates on the same float32 problem, timed interleaved:
   `F.cross_entropy`, `reg * ((W1 ** 2).sum() + (W2 ** 2).sum())`) and `loss.backward()`;
 - autograd, F.linear: the test suite's oracle (tests/conftest.py), `F.linear(X, W1.T, b1)` and
   `W.square().sum()`; its W1 gradient arrives transposed and is added to the L2 term's in
-  another memory order, which makes it the slower of the two;
+  the other memory order (slower than the plain version in most of our runs, not all);
 - matmul floor: the five products no implementation can skip, each one `torch.mm` into a fresh
   tensor in the layout the API needs: X @ W1, hidden @ W2, hidden.T @ dscores, dscores @ W2.T
   and X.T @ dz1.
