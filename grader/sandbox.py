@@ -87,9 +87,10 @@ def python_paths():
 
 
 def world_readable(path):
-    """True when any user may list `path` and pass through every folder above it."""
+    """True when any user may read `path` (list it, for a folder) and pass through every folder
+    above it."""
     path = os.path.abspath(path)
-    needed = 0o005  # read and search on the folder itself, search on those above
+    needed = 0o005 if os.path.isdir(path) else 0o004  # read (and search) it, search those above
     while True:
         try:
             if os.stat(path).st_mode & needed != needed:

@@ -307,3 +307,18 @@ def test_the_worker_keeps_no_descriptor_from_one_child_to_the_next():
         for _ in range(3):
             grader.grade(sub)
         assert sorted(os.listdir(f"/proc/{pid}/fd")) == before
+
+
+def test_world_readable_needs_every_folder_above_to_be_searchable(tmp_path):
+    from grader.sandbox import world_readable
+    private, public = tmp_path / "private", tmp_path / "public"
+    for folder, mode in ((private, 0o700), (public, 0o755)):
+        folder.mkdir()
+        (folder / "f").write_text("x")
+        os.chmod(folder / "f", 0o644)
+        os.chmod(folder, mode)
+    os.chmod(tmp_path, 0o755)
+    assert world_readable(public) and world_readable(public / "f")
+    assert not world_readable(private) and not world_readable(private / "f")
+    os.chmod(public / "f", 0o600)
+    assert not world_readable(public / "f")
