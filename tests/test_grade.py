@@ -2,8 +2,11 @@
 import csv
 import json
 import os
+import pathlib
 import re
 import secrets
+import shutil
+import tempfile
 
 import pytest
 import torch
@@ -309,16 +312,17 @@ def test_the_worker_keeps_no_descriptor_from_one_child_to_the_next():
         assert sorted(os.listdir(f"/proc/{pid}/fd")) == before
 
 
-def test_world_readable_needs_every_folder_above_to_be_searchable(tmp_path):
-    from grader.sandbox import world_readable
-    private, public = tmp_path / "private", tmp_path / "public"
+def test_world_readable_needs_every_folder_above_to_be_searchable():
+    base = pathlib.Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's tmp_path sits in a private folder
+    private, public = base / "private", base / "public"
     for folder, mode in ((private, 0o700), (public, 0o755)):
         folder.mkdir()
         (folder / "f").write_text("x")
         os.chmod(folder / "f", 0o644)
         os.chmod(folder, mode)
-    os.chmod(tmp_path, 0o755)
+    os.chmod(base, 0o755)
     assert world_readable(public) and world_readable(public / "f")
     assert not world_readable(private) and not world_readable(private / "f")
     os.chmod(public / "f", 0o600)
     assert not world_readable(public / "f")
+    shutil.rmtree(base)
