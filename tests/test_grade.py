@@ -15,6 +15,7 @@ import grade
 import grading_corpus
 from conftest import ROOT
 from grader import rubric, wire
+from grader.sandbox import world_readable
 
 # Short limits keep the corpus fast: the endless loops cost one timeout each.
 CORPUS_TIMEOUT = "4"
