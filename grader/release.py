@@ -340,6 +340,9 @@ def make_submission(*, folder, out):
     if os.path.isdir(out):
         raise SubmitError(f"'{out}' is a folder; pass the name of the zip to write, e.g. "
                           "--out submission.zip")
+    if not os.path.isdir(os.path.dirname(out)):
+        raise SubmitError(f"the folder of '{out}' does not exist; create it or pass another "
+                          "--out")
     missing = [name for name in (MODULE, NOTEBOOK) if not os.path.isfile(os.path.join(folder, name))]
     if missing:
         raise SubmitError(f"no {' and no '.join(missing)} in {folder}; run `python grade.py "
