@@ -11,7 +11,8 @@ The regulariser is `reg * sum(W**2)`: no factor 1/2, and the biases are not regu
 `params` is a dict with `W1` (D, H), `b1` (H,), `W2` (H, C) and `b2` (C,), all of one dtype on one
 device. Every function follows the dtype and device of its inputs; nothing defaults to CUDA.
 
-The code you write goes between the `# BEGIN SOLUTION` and `# END SOLUTION` lines.
+Your code replaces each line that raises NotImplementedError (in the instructor's copy, the
+solution stands there between `# BEGIN SOLUTION` and `# END SOLUTION` lines).
 """
 import itertools
 import math
@@ -121,7 +122,7 @@ def nn_train(params, loss_func, pred_func, X, y, X_val, y_val,
     loss_history, train_acc_history, val_acc_history = [], [], []
     diverged_at = None
 
-    # BEGIN SOLUTION: the SGD loop of the contract, stopping at the first non-finite loss
+    # BEGIN SOLUTION: SGD: batch, loss, in-place update, epoch accuracies and decay; stop on inf/NaN
     for it in range(num_iters):
         X_batch, y_batch = sample_batch(X, y, num_train, batch_size)
         loss, grads = loss_func(params, X_batch, y=y_batch, reg=reg)

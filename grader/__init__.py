@@ -11,12 +11,15 @@ import os
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+NOT_GRADING = {"release.py", "gradescope.py"}  # tools whose edits change no verdict
+
+
 def _source_hash():
     """A digest of the grader's code, so that results from other code are never reused."""
     digest = hashlib.sha256()
     folder = os.path.dirname(os.path.abspath(__file__))
     for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
+        if name.endswith(".py") and name not in NOT_GRADING:
             with open(os.path.join(folder, name), "rb") as f:
                 digest.update(name.encode() + b"\0" + f.read())
     return digest.hexdigest()[:12]

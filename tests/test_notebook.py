@@ -15,6 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from conftest import ROOT
+from grader.release import strip_solutions
 from helpers import (CheckResult, advance_on_call, check, describe_error, final_loss,
                      learning_rate_schedule, loss_func_with_progress, plot_acc_curves,
                      plot_loss_and_learning_rate, plot_search_heatmap, report_errors, seeded,
@@ -195,20 +196,8 @@ def test_heatmap_cell_explains_a_missing_search_instead_of_failing(best_stat, sa
 
 
 def stub_solutions(source):
-    """The release's student module: each solution region becomes one raise at its indentation."""
-    lines, inside = [], False
-    for line in source.splitlines(keepends=True):
-        text = line.strip()
-        if text.startswith("# BEGIN SOLUTION"):
-            indent = line[:len(line) - len(line.lstrip())]
-            hint = text.removeprefix("# BEGIN SOLUTION").lstrip(": ") or "write this part"
-            lines.append(f"{indent}raise NotImplementedError({hint!r})\n")
-            inside = True
-        elif text.startswith("# END SOLUTION"):
-            inside = False
-        elif not inside:
-            lines.append(line)
-    return "".join(lines)
+    """The release's student module (grade.py release): each solution region becomes a raise."""
+    return strip_solutions(source)[0]
 
 
 def test_stub_replaces_every_solution_region():
