@@ -25,6 +25,7 @@ import zipfile
 from dataclasses import dataclass, field
 
 from grader import KIT_ROOT, SECRET_ENV
+from grader.report import write_atomically
 
 MODULE = "two_layer_net.py"
 NOTEBOOK = "two_layer_net.ipynb"
@@ -356,21 +357,11 @@ def make_submission(*, folder, out):
         raise SubmitError("not submitted:\n" + "\n".join(f"- {p}" for p in problems))
     names = [MODULE, NOTEBOOK] + ([OWN_HELPER] if os.path.isfile(os.path.join(folder, OWN_HELPER))
                                  else [])
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".tmp-",
-                               suffix="-" + os.path.basename(out))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as archive:
-                for name in names:
-                    archive.write(os.path.join(folder, name), name)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            archive.write(os.path.join(folder, name), name)
+    write_atomically(out, buffer.getvalue())
     return SubmissionZip(out=out, files=names, size=os.path.getsize(out))
 
 
