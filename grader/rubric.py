@@ -7,7 +7,6 @@ never imports the reference solution). A `Group` holds what its child receives (
 rubric test.
 """
 import hashlib
-import math
 from dataclasses import dataclass
 from typing import Callable
 
