@@ -1,17 +1,16 @@
-"""Grading submissions: a pool of workers, one sandboxed child per test group, one result each.
+"""Grading submissions: a pool of job slots, one sandboxed child per test group, one result each.
 
-The grader's process draws the inputs, computes the expected values and judges; it never runs
-submission code. Each of `jobs` threads drives its own worker (a fresh interpreter with a clean
-environment, see grader.worker) through one submission at a time, one child per test group;
-a submission that fails at import (an exception, or a hang) fails every test at once. Whatever a child does, its tests score 0 with the reason and the rest
-goes on; results.json is written for every submission, atomically.
+The grader's process reads each submission's source (grader.audit), draws the inputs, computes
+the expected values and judges; it never runs submission code. Each of `jobs` threads drives its
+own slot: a worker process (a fresh interpreter with a clean environment, see grader.worker),
+its sandbox uid (as root) and its memory cgroup (where one can be made), through one submission
+at a time, one child per test group. A submission that fails at import (an exception, or a hang)
+fails every test at once. Whatever a child does, its tests score 0 with the reason and the rest
+goes on. Results are written as each submission finishes (grader.cache), so Ctrl-C loses
+nothing finished and a rerun resumes.
 """
-import fcntl
-import hashlib
-import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -20,22 +19,38 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from grader import GRADER_VERSION, KIT_ROOT, notebook, report, rubric, sandbox, submission, wire
-from grader.rubric import RUBRIC, Verdict
+from grader import (KIT_ROOT, audit, cache, cgroup, namespaces, notebook, outdir, report, rubric,
+                    sandbox, submission, wire)
+from grader.rubric import GRADIENT_TESTS, RUBRIC, STANDIN, Verdict, apply_audit
 
-STANDIN = '''"""Stand-in for the course's linear_classifier module (supplied by the grader)."""
-import torch
-
-
-def sample_batch(X, y, num_train, batch_size):
-    """batch_size examples drawn uniformly with replacement, on the inputs' device."""
-    idx = torch.randint(num_train, (batch_size,), device=X.device)
-    return X[idx], y[idx]
-'''
 DEFAULT_SANDBOX_UID = 61000
-UID_SEARCH = 4000
 REPLY_CAP = (64 << 20) + (1 << 20)
-META_FILE = ".grade-meta.json"
+CGROUP_GRACE_S = 1.0  # how long a finished batch waits for the kernel to empty its cgroups
+# What a child's meta may hold: {key: checker}. Anything else is a forged or broken reply.
+_STR = str
+
+
+def _list_of(kind):
+    return lambda v: isinstance(v, list) and len(v) <= 10_000 and all(kind(x) for x in v)
+
+
+def _dict_of_str(v):
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
+
+
+def _train_call(v):
+    return (isinstance(v, dict) and set(v) == {"batch", "reg"} and type(v["batch"]) is int
+            and isinstance(v["reg"], (int, float, str)) and not isinstance(v["reg"], bool))
+
+
+def _failed_cell(v):
+    return (isinstance(v, dict) and set(v) == {"cell", "error"} and type(v["cell"]) is int
+            and isinstance(v["error"], str))
+
+
+META_FIELDS = {"errors": _dict_of_str, "autograd": _list_of(lambda x: isinstance(x, str)),
+               "train_calls": _list_of(_train_call), "replaced": _list_of(lambda x: isinstance(x, str)),
+               "failed_cells": _list_of(_failed_cell)}
 
 
 @dataclass
@@ -49,30 +64,55 @@ class WorkerCrash(RuntimeError):
     """The worker process itself died or broke the protocol."""
 
 
-class Worker:
-    """One `python -m grader.worker` process and the pipe to it."""
+class Gradebook(dict):
+    """{name: SubmissionResult} for every row of grades.csv; `batch_size` of them came from this
+    batch's command line, the rest from earlier runs into the same folder."""
 
-    def __init__(self):
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": KIT_ROOT}
-        self.process = subprocess.Popen([sys.executable, "-m", "grader.worker"], cwd=KIT_ROOT,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    def __init__(self, rows, batch_size):
+        super().__init__(rows)
+        self.batch_size = batch_size
+
+
+class Interrupted(Exception):
+    """The batch stopped on Ctrl-C; every finished result was written."""
+
+    def __init__(self, finished, total):
+        super().__init__(f"{finished} of {total} submissions finished")
+        self.finished, self.total = finished, total
+
+
+class WorkerProcess:
+    """One `python -m grader.worker` process and the pipes to it."""
+
+    PASSED_ON = ("PATH", "GRADER_NO_NAMESPACES", "GRADER_NO_CGROUP")
+
+    def __init__(self, run_root, memory_cgroup=None):
+        env = {"LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": KIT_ROOT, "PATH": "/usr/bin:/bin"}
+        env.update({k: os.environ[k] for k in self.PASSED_ON if k in os.environ})
+        command = [sys.executable, "-m", "grader.worker", "--run-root", run_root]
+        if memory_cgroup is not None:
+            command += ["--cgroup", memory_cgroup.path]
+        # Its own session: Ctrl-C at the terminal reaches the grader, which ends the workers.
+        self.process = subprocess.Popen(command, cwd=KIT_ROOT, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, env=env, start_new_session=True)
 
     def run(self, request, arrays):
-        message = wire.encode(request, arrays)
         try:
-            self.process.stdin.write(struct.pack(">Q", len(message)) + message)
-            self.process.stdin.flush()
-            header = self.process.stdout.read(8)
-            if len(header) < 8:
+            wire.send(self.process.stdin, wire.encode(request, arrays))
+            message = wire.receive(self.process.stdout, REPLY_CAP)
+            if message is None:
                 raise WorkerCrash("the grader's worker process stopped")
-            (size,) = struct.unpack(">Q", header)
-            if size > REPLY_CAP:
-                raise WorkerCrash("the grader's worker sent an oversized reply")
-            return wire.decode(self.process.stdout.read(size), REPLY_CAP)
-        except (OSError, wire.WireError) as e:
+            return wire.decode(message, REPLY_CAP)
+        except (OSError, ValueError) as e:
             raise WorkerCrash(f"the grader's worker process failed ({e})") from e
+
+    def kill(self):
+        try:
+            self.process.kill()
+        except OSError:
+            pass
 
     def close(self):
         try:
@@ -83,29 +123,37 @@ class Worker:
             self.process.wait()
 
 
-def claim_sandbox_uid(start):
-    """(uid, lock file) for a uid at or above `start` that no other running grader holds.
+@dataclass
+class Slot:
+    """What one job thread grades with: its worker, sandbox uid and memory cgroup."""
+    worker: WorkerProcess
+    uid: int = None
+    memory_cgroup: cgroup.MemoryCgroup = None
 
-    Each job slot's children run as their own uid, and the worker kills every process of that
-    uid after each child; two graders at once (two batches, parallel CI jobs) must therefore
-    never share one. The claim is an exclusive lock, released when the file is closed.
+
+@dataclass
+class Outcome:
+    """What one child gave back: its meta and arrays, or the reason it gave nothing usable."""
+    meta: dict = None
+    arrays: dict = None
+    failure: str = None
+    imported: bool = False
+
+
+def failure_reason(report_meta, limits, oom_killed):
+    """Why a child returned no usable result, in a sentence a student can act on.
+
+    Only a child that died before its walls were up (before any submission code ran) is the
+    grader's fault; everything after that is the submission's, whatever it printed.
     """
-    for uid in range(start, start + UID_SEARCH):
-        lock = open(os.path.join(tempfile.gettempdir(), f"two-layer-net-sandbox-uid-{uid}.lock"), "a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            continue
-        return uid, lock
-    raise RuntimeError(f"no free sandbox uid in {start}..{start + UID_SEARCH - 1}; set "
-                       "GRADER_SANDBOX_UID to another range")
-
-
-def failure_reason(report_meta, limits):
-    """Why a child returned no usable result, in a sentence a student can act on."""
+    if not report_meta.get("walls_up"):
+        return ("the grader could not start this test's sandbox (a fault of the grader, not of "
+                "the submission; regrade it): " + report_meta.get("output", "")[-300:].strip())
     if report_meta.get("status") == "timeout":
         return f"timed out after {limits.timeout:g} s (an endless loop, or far too slow)"
+    if oom_killed:
+        return (f"went over the {limits.memory_mb} MB memory limit and was stopped (a tensor or "
+                "list far larger than the problem needs)")
     if report_meta.get("result_overflow"):
         return "returned more data than the grader accepts"
     sig = report_meta.get("signal")
@@ -113,37 +161,39 @@ def failure_reason(report_meta, limits):
         return f"used more than {limits.timeout:g} s of CPU time"
     if sig:
         return f"the process was killed by {sig} (a crash, or memory beyond the {limits.memory_mb} MB limit)"
-    code = report_meta.get("exit_code")
-    output = report_meta.get("output", "")
-    if code == 70 and "grader child:" in output:
-        return ("the grader's child process failed (sandbox or grader fault, not yours): "
-                + output.split("grader child:")[-1].strip())
-    return (f"the process exited (status {code}) before returning its results "
-            "(sys.exit, os._exit or a crash at the C level)")
+    return (f"the process exited (status {report_meta.get('exit_code')}) before returning its "
+            "results (sys.exit, os._exit or a crash at the C level)")
 
 
 def annotate_memory(meta, limits):
     """Say so when an exception in the child came from the memory limit."""
-    for key, text in (meta or {}).get("errors", {}).items():
+    for key, text in meta.get("errors", {}).items():
         if "can't allocate memory" in text or text.startswith("MemoryError"):
             meta["errors"][key] = f"{text}\n(over the {limits.memory_mb} MB memory limit)"
 
 
+def check_child_meta(meta):
+    """Raise wire.WireError unless `meta` is what a child honestly sends (see META_FIELDS)."""
+    if not isinstance(meta, dict):
+        raise wire.WireError("no report")
+    for key, value in meta.items():
+        if key not in META_FIELDS or not META_FIELDS[key](value):
+            raise wire.WireError(f"unexpected field '{str(key)[:40]}'")
+
+
 class Grader:
-    """Grades submissions against one seed's rubric with a pool of workers."""
+    """Grades submissions against one seed's rubric with a pool of job slots."""
 
     def __init__(self, seed, limits, jobs, public, execute=False):
         self.groups = rubric.build(seed)
-        self.limits = limits
+        self.seed, self.limits, self.public, self.execute = seed, limits, public, execute
         self.jobs = max(1, jobs)
-        self.public = public
-        self.execute = execute
-        # Where no other uid may run this Python (a private home folder), notebooks run as root
-        # stripped of every capability instead; the tests' children never need to exec Python.
-        self.notebook_as_root = os.geteuid() == 0 and not all(
+        self.namespaces, self.no_namespaces_why = namespaces.available()
+        # Without namespaces, where no other uid may run this Python (a private home folder),
+        # notebooks run as root stripped of every capability instead.
+        self.notebook_as_root = (os.geteuid() == 0 and not self.namespaces and not all(
             sandbox.world_readable(p) for p in
-            (os.path.dirname(os.path.realpath(sys.executable)), *sandbox.python_paths()))
-        self.seed_id = hashlib.sha256(f"seed:{seed}".encode()).hexdigest()[:16]
+            (os.path.dirname(os.path.realpath(sys.executable)), *sandbox.python_paths())))
         self.run_root = tempfile.mkdtemp(prefix="two-layer-net-grade-")
         os.chmod(self.run_root, 0o711)
         self.standin = os.path.join(self.run_root, "standin")
@@ -151,17 +201,36 @@ class Grader:
         with open(os.path.join(self.standin, "linear_classifier.py"), "w") as f:
             f.write(STANDIN)
         os.chmod(os.path.join(self.standin, "linear_classifier.py"), 0o644)
+        if self.namespaces:  # children of a killed worker then come to us, to be reaped
+            sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
+        self.aborted = False
         self._local = threading.local()
-        self._workers = []
+        self._slots, self._locks = [], []
         self._lock = threading.Lock()
-        self._locks = []
         self._next_uid = 0
 
     def close(self):
-        for worker in self._workers:
-            worker.close()
+        for slot in self._slots:
+            slot.worker.close()
+        self._release()
+
+    def abort(self):
+        """Stop now (Ctrl-C): end every worker, and with it every child and notebook."""
+        self.aborted = True
+        for slot in list(self._slots):
+            slot.worker.kill()
+
+    def _release(self):
         for lock in self._locks:
             lock.close()
+        deadline = time.monotonic() + CGROUP_GRACE_S
+        for slot in self._slots:
+            while slot.memory_cgroup is not None:
+                _reap_orphans([s.worker for s in self._slots])  # a killed worker's child comes to us (a subreaper) to be reaped
+                slot.memory_cgroup.remove()
+                if not os.path.exists(slot.memory_cgroup.path) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
         shutil.rmtree(self.run_root, ignore_errors=True)
 
     def __enter__(self):
@@ -170,41 +239,45 @@ class Grader:
     def __exit__(self, *exc):
         self.close()
 
-    def _worker(self):
-        """This thread's worker and the (uid, gid) its children run as (None when not root)."""
-        if getattr(self._local, "worker", None) is None:
+    def _slot(self):
+        """This thread's slot, started on first use."""
+        if getattr(self._local, "slot", None) is None:
             with self._lock:
-                ids = (None, None)
+                uid = None
                 if os.geteuid() == 0:
                     start = int(os.environ.get("GRADER_SANDBOX_UID", DEFAULT_SANDBOX_UID))
-                    uid, lock = claim_sandbox_uid(max(start, self._next_uid))
+                    uid, lock = sandbox.claim_uid(max(start, self._next_uid))
                     self._next_uid = uid + 1
                     self._locks.append(lock)
-                    ids = (uid, uid)
-                self._local.ids = ids
-                self._local.worker = Worker()
-                self._workers.append(self._local.worker)
-        return self._local.worker, self._local.ids
+                memory_cgroup = None
+                if self.namespaces:
+                    memory_cgroup = cgroup.create(f"two-layer-net-{os.getpid()}-{len(self._slots)}",
+                                                  self.limits.memory_mb << 20)
+                slot = Slot(WorkerProcess(self.run_root, memory_cgroup), uid, memory_cgroup)
+                self._local.slot = slot
+                self._slots.append(slot)
+        return self._local.slot
 
-    def _replace_worker(self):
+    def _replace_worker(self, slot):
         with self._lock:
-            old = self._local.worker
-            self._workers.remove(old)
-            old.close()
-            self._local.worker = Worker()
-            self._workers.append(self._local.worker)
+            slot.worker.close()
+            if not self.aborted:
+                slot.worker = WorkerProcess(self.run_root, slot.memory_cgroup)
 
     def grade(self, sub):
         """(SubmissionResult, {file name: bytes}) for one loaded Submission; the files (the
         notebook's report.html) go beside its results.json."""
         started = time.monotonic()
+        extra = {"identity": sub.identity, "flags": list(sub.notes)}
         if sub.error:
             verdicts = {name: Verdict(False, f"not graded: {sub.error}") for name in RUBRIC}
             return report.make_result(verdicts, f"Could not grade this submission: {sub.error}",
-                                      time.monotonic() - started, self._extra(sub)), {}
+                                      time.monotonic() - started, extra), {}
+        findings = audit.audit({k: v for k, v in sub.files.items() if k.endswith(".py")})
+        extra["flags"] += audit.flags(findings)
         folder = tempfile.mkdtemp(dir=self.run_root)
         os.chmod(folder, 0o711)
-        files, extra = {}, self._extra(sub)
+        files = {}
         try:
             module_path = submission.stage(sub, os.path.join(folder, "submission"))
             verdicts, note = self._run_groups(module_path, folder)
@@ -215,6 +288,7 @@ class Grader:
                 note += " Notebook: none submitted (two_layer_net.ipynb)."
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        apply_audit(verdicts, findings, extra["flags"])
         score = sum(RUBRIC[n] for n, v in verdicts.items() if v.passed)
         output = f"two_layer_net.py: {score}/{sum(RUBRIC.values())} points." + note
         if self.public:
@@ -223,15 +297,14 @@ class Grader:
 
     def _run_notebook(self, sub, folder):
         """Execute the submission's notebook in a sandboxed child: (summary, report.html bytes)."""
-        worker, (uid, gid) = self._worker()
-        if self.notebook_as_root:
-            uid = gid = None
+        slot = self._slot()
+        uid = None if self.notebook_as_root else slot.uid
         workdir = tempfile.mkdtemp(prefix="scratch-notebook-", dir=folder)
         notebook_path = notebook.prepare_workdir(sub.files, workdir, uid)
         request = {"group": "notebook", "notebook_path": notebook_path, "scratch": workdir,
                    "timeout": self.limits.notebook_timeout, "memory_mb": self.limits.memory_mb,
-                   "uid": uid, "gid": gid, "read_paths": [self.standin], "standin": self.standin}
-        outcome = self._supervise(worker, request, {})
+                   "uid": uid, "gid": uid, "read_paths": [self.standin], "standin": self.standin}
+        outcome = self._supervise(slot, request, {}, self.limits.notebook_timeout)
         executed = None
         if outcome.failure:
             summary = f"could not be executed: {outcome.failure}"
@@ -249,9 +322,6 @@ class Grader:
                 executed = notebook.read_notebook(notebook.EMPTY_NOTEBOOK)
             summary += " The report shows the notebook as submitted."
         return summary, notebook.to_html(executed, summary).encode()
-
-    def _extra(self, sub):
-        return {"grader_version": GRADER_VERSION, "content_hash": sub.content_hash}
 
     def _run_groups(self, module_path, folder):
         verdicts = {}
@@ -275,110 +345,109 @@ class Grader:
 
     def _run_child(self, group, module_path, folder):
         """Run one group in a sandboxed child; an Outcome with its results or why it has none."""
-        worker, (uid, gid) = self._worker()
+        slot = self._slot()
         scratch = tempfile.mkdtemp(prefix=f"scratch-{group.name}-", dir=folder)
-        if uid is not None:
-            os.chown(scratch, uid, gid)
+        if slot.uid is not None:
+            os.chown(scratch, slot.uid, slot.uid)
         request = {"group": group.name, "module_path": module_path, "meta": group.meta,
                    "scratch": scratch, "timeout": self.limits.timeout,
-                   "memory_mb": self.limits.memory_mb, "uid": uid, "gid": gid,
+                   "memory_mb": self.limits.memory_mb, "uid": slot.uid, "gid": slot.uid,
                    "read_paths": [os.path.dirname(module_path), self.standin],
                    "standin": self.standin}
-        return self._supervise(worker, request, group.arrays)
+        return self._supervise(slot, request, group.arrays, self.limits.timeout)
 
-    def _supervise(self, worker, request, arrays):
-        """Send one request to the worker; an Outcome from the child's validated reply."""
+    def _supervise(self, slot, request, arrays, timeout):
+        """Send one request to the slot's worker; an Outcome from the child's validated reply."""
+        ooms = slot.memory_cgroup.oom_kills() if slot.memory_cgroup else 0
         try:
-            report_meta, reply = worker.run(request, arrays)
+            report_meta, reply = slot.worker.run(request, arrays)
         except WorkerCrash as e:
-            self._replace_worker()
-            return Outcome(failure=str(e), imported=True)
+            self._replace_worker(slot)
+            return Outcome(failure=f"{e} (a fault of the grader; regrade it)", imported=True)
+        oom_killed = slot.memory_cgroup is not None and slot.memory_cgroup.oom_kills() > ooms
         imported = bool(report_meta.get("imported"))
         result = reply.get("result")
-        if result is None or result.numel() == 0 or report_meta.get("status") != "exited":
-            return Outcome(failure=failure_reason(report_meta, self.limits), imported=imported)
+        if (result is None or result.numel() == 0 or report_meta.get("status") != "exited"
+                or oom_killed):
+            limits = Limits(timeout, self.limits.memory_mb)
+            return Outcome(failure=failure_reason(report_meta, limits, oom_killed), imported=imported)
         try:
             child_meta, child_arrays = wire.decode(result.numpy().tobytes(), REPLY_CAP)
+            check_child_meta(child_meta)
         except wire.WireError as e:
             return Outcome(failure=f"returned malformed results ({e})", imported=imported)
-        if not isinstance(child_meta, dict):
-            return Outcome(failure="returned malformed results (no report)", imported=imported)
         return Outcome(meta=child_meta, arrays=child_arrays, imported=imported)
 
 
-@dataclass
-class Outcome:
-    """What one child gave back: its meta and arrays, or the reason it gave nothing usable."""
-    meta: dict = None
-    arrays: dict = None
-    failure: str = None
-    imported: bool = False
-
-
-def fingerprint(sub, grader):
-    """What a submission's results depend on: its content, the grader, the seed, --execute."""
-    return {"content_hash": sub.content_hash, "grader_version": GRADER_VERSION,
-            "seed": grader.seed_id, "execute": grader.execute and sub.has_notebook}
-
-
-def unchanged(result_dir, sub, grader):
-    """True when result_dir holds complete results for the submission's current fingerprint."""
-    try:
-        with open(os.path.join(result_dir, META_FILE)) as f:
-            meta = json.load(f)
-        with open(os.path.join(result_dir, "results.json")) as f:
-            json.load(f)
-    except (OSError, ValueError):
-        return False
-    return meta == fingerprint(sub, grader)
-
-
-def unique_names(subs):
-    """Give submissions that share a name a numbered suffix (alice, alice-2, ...)."""
-    seen = {}
-    for sub in subs:
-        count = seen.get(sub.name, 0) + 1
-        seen[sub.name] = count
-        if count > 1:
-            sub.name = f"{sub.name}-{count}"
-    return subs
+def _reap_orphans(workers=()):
+    """Reap zombies reparented to this subreaper, leaving the workers to their Popen objects."""
+    own = {w.process.pid for w in workers}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in own:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            try:
+                os.waitpid(int(entry), os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, progress=True,
                 execute=False):
-    """Grade every path into out_dir; returns {name: SubmissionResult} for all of them.
+    """Grade every path into out_dir; returns {name: SubmissionResult} for every row of
+    grades.csv (this batch's and earlier ones' still in out_dir).
 
-    A submission whose results in out_dir match its fingerprint is not graded again unless
-    `force`; every file is written atomically, results.json last, so an interrupted batch
-    resumes where it stopped.
+    Raises submission.UsageError (a SUB that does not exist) and outdir.UsageError (an unusable
+    or busy out_dir) before anything is graded, and Interrupted on Ctrl-C after writing every
+    finished result and grades.csv. A submission whose results in out_dir match its fingerprint
+    is not graded again unless `force`.
     """
-    subs = unique_names([submission.load(p) for p in paths])
-    os.makedirs(out_dir, exist_ok=True)
-    results = {}
-    with Grader(seed, limits, min(jobs, max(1, len(subs))), public, execute) as grader:
-        todo = []
+    subs = submission.collect(paths)
+    with outdir.locked(out_dir):
+        results, todo = {}, []
         for sub in subs:
-            result_dir = os.path.join(out_dir, sub.name)
-            if not force and unchanged(result_dir, sub, grader):
-                with open(os.path.join(result_dir, "results.json")) as f:
-                    results[sub.name] = report.result_from_json(json.load(f))
+            cached = None if force else cache.cached_result(
+                os.path.join(out_dir, sub.name), cache.fingerprint(sub, seed, execute))
+            if cached is not None:  # who it is may have changed with a new export's metadata
+                cached.extra_data["identity"] = sub.identity
+                results[sub.name] = cached
             else:
                 todo.append(sub)
-        with ThreadPoolExecutor(grader.jobs) as pool:
-            futures = {pool.submit(_grade_or_report, grader, sub): sub for sub in todo}
+        try:
+            _grade_all(todo, results, out_dir=out_dir, seed=seed, public=public, limits=limits,
+                       jobs=jobs, progress=progress, execute=execute)
+        finally:  # after Ctrl-C too: the gradebook of everything finished
+            rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs))
+            rows.update(results)
+            report.write_atomically(os.path.join(out_dir, "grades.csv"), report.grades_csv(rows))
+            report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
+        if len(results) != len(subs):
+            raise Interrupted(len(results), len(subs))
+    return rows
+
+
+def _grade_all(todo, results, *, out_dir, seed, public, limits, jobs, progress, execute):
+    if not todo:
+        return
+    with Grader(seed, limits, min(jobs, len(todo)), public, execute) as grader:
+        pool = ThreadPoolExecutor(grader.jobs)
+        futures = {pool.submit(_grade_or_report, grader, sub): sub for sub in todo}
+        try:
             for future in _progress(as_completed(futures), len(futures), progress):
                 sub = futures[future]
                 result, files = future.result()
-                result_dir = os.path.join(out_dir, sub.name)
-                for name, data in files.items():
-                    report.write_atomically(os.path.join(result_dir, name), data)
-                report.write_results_json(os.path.join(result_dir, "results.json"), result)
-                report.write_atomically(os.path.join(result_dir, META_FILE),
-                                        json.dumps(fingerprint(sub, grader)))
+                cache.store(os.path.join(out_dir, sub.name), result,
+                            cache.fingerprint(sub, seed, execute), files)
                 results[sub.name] = result
-    report.write_atomically(os.path.join(out_dir, "grades.csv"), report.grades_csv(results))
-    report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(results))
-    return results
+        except KeyboardInterrupt:
+            grader.abort()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _grade_or_report(grader, sub):
@@ -386,11 +455,13 @@ def _grade_or_report(grader, sub):
     try:
         return grader.grade(sub)
     except Exception as e:  # a grader bug must not cost the other submissions their results
+        if grader.aborted:
+            raise
         print(f"grade.py: internal error on '{sub.name}': {type(e).__name__}: {e}",
               file=sys.stderr)
         why = f"the grader failed on this submission ({type(e).__name__}: {e}); regrade it"
         return report.make_result({name: Verdict(False, why) for name in RUBRIC}, why, 0.0,
-                                  grader._extra(sub)), {}
+                                  {"identity": sub.identity, "flags": ["internal error"]}), {}
 
 
 def _progress(iterable, total, enabled):

@@ -13,6 +13,8 @@ import traceback
 
 import torch
 
+from grader import wire
+
 MODULE_NAME = "two_layer_net"
 MESSAGE_LIMIT = 300
 TRACEBACK_FRAMES = 3
@@ -93,8 +95,14 @@ class AutogradWatch:
 
 
 def as_tensor(value, what):
+    """A dense CPU copy of a returned tensor, or a ContractError that names what is wrong with it."""
     if not isinstance(value, torch.Tensor):
         raise ContractError(f"{what} is a {type(value).__name__}, expected a torch.Tensor")
+    if value.layout != torch.strided:
+        raise ContractError(f"{what} is a {value.layout} tensor, expected an ordinary dense tensor")
+    if value.dtype not in wire.DTYPE_NAMES:
+        raise ContractError(f"{what} has dtype {value.dtype}, expected a real floating-point "
+                            "tensor (torch.float64 here) or int64 labels")
     return value.detach().to("cpu")
 
 

@@ -2,20 +2,33 @@
 
 The notebook runs in a sandboxed child like every test group (see grader.worker and
 child.run_notebook). The grader's process only reads back the executed notebook as JSON,
-validates it, and converts it to HTML after `make_inert`: outputs keep only text and raster
-images, and raw HTML in markdown is shown as text, so nothing a student wrote runs when a person
-opens the report. (nbconvert's own sanitize_html option also strips the paragraphs and headings
-of markdown cells, jupyter/nbconvert#2016, which would garble the written answers.)
+validates it, and builds the report in three steps: `make_inert` reduces the notebook to text,
+raster images and SVG (shown in an <img>) and shows raw HTML in markdown as text; nbconvert turns
+the cells into HTML; grader.html_report sanitises that HTML and wraps it in a page whose
+Content-Security-Policy forbids scripts and remote loads. Nothing a student wrote runs or loads
+anything when a person opens the report. (nbconvert's own sanitize_html option also strips the
+paragraphs and headings of markdown cells, jupyter/nbconvert#2016, which would garble the
+written answers.)
 """
+import functools
 import html
 import os
+import re
 import shutil
+import threading
 
 from grader import KIT_ROOT
 
 KIT_FILES = ["helpers.py", os.path.join("tests", "fixtures")]
 MAX_NOTEBOOK_BYTES = 60 << 20
-SAFE_MIMETYPES = {"text/plain", "image/png", "image/jpeg"}
+RASTER_MIMETYPES = {"image/png", "image/jpeg"}
+SAFE_MIMETYPES = {"text/plain", "image/svg+xml"} | RASTER_MIMETYPES
+# The lab template's cells without its page: header and footer (scripts, widget state) left out.
+CELLS_TEMPLATE = "{%- extends 'lab/base.html.j2' -%}\n{% block footer %}{% endblock footer %}\n"
+# An attachment link as nbconvert reads it (the name ends at a space or a parenthesis); only
+# the name matters, to find the links whose attachment the cell lacks.
+ATTACHMENT_LINK = re.compile(r"attachment:([^\s()]*)")
+_EXPORTER_LOCK = threading.Lock()
 EMPTY_NOTEBOOK = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
 
 
@@ -61,33 +74,96 @@ def read_notebook(data):
 
 
 def make_inert(notebook):
-    """Strip what could run in a browser: rich outputs other than text and raster images, raw
-    HTML in markdown and raw cells, attachments other than raster images, widget state."""
-    notebook.metadata.pop("widgets", None)
+    """Reduce `notebook`, in place, to what its report shows; returns it.
+
+    Kept: cell sources (markdown and raw cells become markdown whose HTML shows as text),
+    stream text, errors, and display outputs as text/plain, PNG, JPEG and SVG (which nbconvert
+    shows as an <img>, where it cannot run). Dropped: the notebook's metadata (kernelspec, title,
+    widget state), every cell's and output's metadata (image width and height, filenames, tags),
+    attachments other than PNG and JPEG, and every other output type and mimetype.
+    """
+    import nbformat
+
+    new_output = nbformat.v4.new_output
+    notebook.metadata = nbformat.NotebookNode()
     for cell in notebook.cells:
+        cell.metadata = nbformat.NotebookNode()
         if cell.cell_type in ("markdown", "raw"):
-            cell.source = html.escape(cell.source, quote=False)
+            cell.source = cell.source.replace("<", "&lt;")  # no tag can start; ">" quotes stay
             cell.cell_type = "markdown"
             attachments = cell.get("attachments") or {}
             for name in list(attachments):
-                attachments[name] = {k: v for k, v in attachments[name].items()
-                                     if k in SAFE_MIMETYPES}
+                bundle = {k: v for k, v in attachments[name].items()
+                          if k in RASTER_MIMETYPES and isinstance(v, str)}
+                if bundle:
+                    attachments[name] = bundle
+                else:
+                    del attachments[name]
+            cell.source = ATTACHMENT_LINK.sub(
+                lambda m: m.group() if m.group(1) in attachments else "missing-attachment:",
+                cell.source)
+        outputs = []
         for output in cell.get("outputs", []):
-            if "data" in output:
-                output["data"] = {k: v for k, v in output["data"].items() if k in SAFE_MIMETYPES}
+            kind = output.get("output_type")
+            if kind == "stream":
+                name = "stderr" if output.get("name") == "stderr" else "stdout"
+                outputs.append(new_output("stream", name=name, text=str(output.get("text", ""))))
+            elif kind == "error":
+                outputs.append(new_output(
+                    "error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")),
+                    traceback=[str(line) for line in output.get("traceback", [])]))
+            elif kind in ("display_data", "execute_result"):
+                data = {k: v for k, v in (output.get("data") or {}).items()
+                        if k in SAFE_MIMETYPES and isinstance(v, str)}
+                extra = {"execution_count": output.get("execution_count")} \
+                    if kind == "execute_result" else {}
+                if data:
+                    outputs.append(new_output(kind, data=data, **extra))
+        if cell.cell_type == "code":
+            cell.outputs = outputs
     return notebook
 
 
-def to_html(notebook, banner):
-    """HTML of `notebook` made inert, with `banner` (plain text) at the top."""
-    import nbformat
+@functools.lru_cache(maxsize=1)
+def _exporter():
+    """One HTMLExporter for every report: it compiles its templates once (a fifth of a second)."""
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    notebook = make_inert(notebook)
-    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(
-        "**Grader:** " + html.escape(banner, quote=False).replace("\n", "  \n")))
-    body, _ = HTMLExporter().from_notebook_node(notebook)
+    loader = DictLoader({"report_cells.html.j2": CELLS_TEMPLATE})
+    return HTMLExporter(template_name="lab", extra_loaders=[loader],
+                        template_file="report_cells.html.j2")
+
+
+def cells_html(notebook):
+    """nbconvert's HTML of `notebook`'s cells alone: no <head>, no scripts of the template's own
+    (require.js, MathJax, widgets), nothing sanitised yet.
+
+    nbconvert refuses a markdown image that names an attachment its cell lacks. make_inert
+    renames such links; should one it missed remain, every markdown cell's `attachment:` links
+    are renamed so that they stay links, to nothing.
+    """
+    from nbconvert.filters.markdown_mistune import InvalidNotebook
+
+    with _EXPORTER_LOCK:  # batch threads share the exporter
+        try:
+            body, _ = _exporter().from_notebook_node(notebook)
+        except InvalidNotebook:
+            for cell in notebook.cells:
+                if cell.cell_type == "markdown":
+                    cell.source = cell.source.replace("attachment:", "missing-attachment:")
+            body, _ = _exporter().from_notebook_node(notebook)
     return body
+
+
+def to_html(notebook, banner, title="Notebook report"):
+    """The report page: `banner` (plain text) at the top, then `notebook` made inert, converted
+    by nbconvert and sanitised (see grader.html_report)."""
+    from grader import html_report
+
+    banner_html = ("<div class=\"grader-banner\"><p><strong>Grader:</strong> "
+                   + html.escape(banner).replace("\n", "<br>") + "</p></div>\n")
+    return html_report.page(title, banner_html + cells_html(make_inert(notebook)))
 
 
 def summarise(meta):

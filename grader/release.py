@@ -1,41 +1,42 @@
-"""The student release (`grade.py release OUT`) and the student's submission (`grade.py submit`).
+"""`grade.py release OUT`: the student release (an instructor's tool; not part of the release).
 
-The release is the kit without the solution: `two_layer_net.py` with every region between
-`# BEGIN SOLUTION` and `# END SOLUTION` replaced by one `raise NotImplementedError("<hint>")` at
-the marker's indentation (the hint is the marker's text after `# BEGIN SOLUTION:`), the
-notebook with its outputs cleared, the helpers, the toy fixtures, the public tests, the grader
-(so that `python grade.py` self-checks and `python grade.py submit` works), the requirements
-and a student README. The instructor's secret seed never goes in. It is built in a temporary
-folder beside OUT and renamed into place, so OUT either holds the whole release or nothing.
+The release is the kit without the solution and without the instructor's tools:
 
-A submission is a zip of `two_layer_net.py`, the executed `two_layer_net.ipynb` and, when the
-student has one, `linear_classifier.py` (code written for the original course imports from it;
-the grader prefers a submission's own copy to its stand-in).
+- `two_layer_net.py` with every region between `# BEGIN SOLUTION: <hint>` and `# END SOLUTION`
+  replaced, at the marker's indentation, by a line `# YOUR CODE HERE: <hint>` (a student can
+  search for it) and `raise NotImplementedError("<hint>")`. A region opened with
+  `# BEGIN SOLUTION NO RAISE: <hint>` keeps only the `# YOUR CODE HERE` line, so that the code
+  after it runs without the student's part (the loss of nn_forward_backward is returned before
+  its gradients exist).
+- the notebook with its outputs cleared and the instructor's cells (tagged `solution`) removed;
+  its `question:<id>` and `answer:<id>` tags stay, and every answer cell is reset to the
+  placeholder.
+- the helpers, the toy fixtures, the public tests with a pytest configuration whose first run on
+  the stubs is short, the grader for the self-check (`python grade.py`) and `grade.py submit`,
+  the requirements and a student README; not this module nor grader/gradescope.py.
+
+The instructor's secret seed never goes in. It is built in a temporary folder beside OUT and
+renamed into place, so OUT either holds the whole release or nothing.
 """
 import io
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import tokenize
-import zipfile
 from dataclasses import dataclass, field
 
 from grader import KIT_ROOT, SECRET_ENV
-from grader.report import write_atomically
+from grader.submit import ANSWER_PLACEHOLDER, ANSWER_TAG, MODULE, NOTEBOOK, tagged_id
 
-MODULE = "two_layer_net.py"
-NOTEBOOK = "two_layer_net.ipynb"
-OWN_HELPER = "linear_classifier.py"
 README_TEMPLATE = os.path.join("release", "README.md")
+SOLUTION_TAG = "solution"
 # Copied as they are: (source in the kit, target in the release).
 RELEASE_COPIES = [
     ("helpers.py", "helpers.py"),
     ("requirements.txt", "requirements.txt"),
-    ("pytest.ini", "pytest.ini"),
     ("grade.py", "grade.py"),
     (os.path.join("tests", "conftest.py"), os.path.join("tests", "conftest.py")),
     (os.path.join("tests", "test_two_layer_net.py"), os.path.join("tests", "test_two_layer_net.py")),
@@ -45,13 +46,19 @@ RELEASE_FOLDERS = [  # (folder in the kit, file suffixes copied from it, not rec
     (os.path.join("tests", "fixtures"), (".json",)),
     ("grader", (".py",)),
 ]
+# The instructor's tools: they build releases and autograders, and hold nothing a student runs.
+INSTRUCTOR_ONLY = {os.path.join("grader", "release.py"), os.path.join("grader", "gradescope.py")}
+# The release's pytest.ini (the kit's own has the instructor's settings). --tb=short keeps each
+# failure to a few lines; test_two_layer_net.py reports each unwritten part once and skips the
+# other tests it blocks, so the first run on the stubs fits on a screen.
+RELEASE_PYTEST_INI = """[pytest]
+testpaths = tests
+addopts = -ra --tb=short
+"""
 # A secret shorter than this could turn up in any file by chance; longer ones must not.
 MIN_CHECKED_SECRET = 8
-# Importing torch alone takes seconds on a cold laptop; a module that needs minutes does work
-# at import time (training at the top level) that the grader's timeouts will not allow either.
-IMPORT_TIMEOUT = 120.0
 
-_MARKER = re.compile(r"#\s*(BEGIN|END) SOLUTION\b")
+_MARKER = re.compile(r"#\s*(BEGIN|END) SOLUTION\b(?P<no_raise>\s+NO RAISE\b)?")
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)")
 
 
@@ -63,8 +70,13 @@ class OutputExists(ReleaseError):
     """OUT already exists: a usage error (exit status 2); nothing is overwritten."""
 
 
-class SubmitError(ValueError):
-    """The submission cannot be zipped; the message says why and what to do."""
+@dataclass
+class Region:
+    """A solution region of the reference: its marker lines (1-based), hint and kind of stub."""
+    begin: int
+    end: int
+    hint: str
+    raises: bool = True  # False for `# BEGIN SOLUTION NO RAISE`: the stub is the comment alone
 
 
 @dataclass
@@ -75,17 +87,9 @@ class Release:
     regions: int = 0
 
 
-@dataclass
-class SubmissionZip:
-    """A written submission archive."""
-    out: str
-    files: list = field(default_factory=list)  # member names
-    size: int = 0
-
-
 def find_regions(source, filename=MODULE):
-    """[(begin line, end line, hint)] of the solution regions, 1-based; ReleaseError on a
-    malformed marker (unclosed, nested, END without BEGIN, or a marker after code on a line).
+    """[Region] of the solution regions, in order; ReleaseError on a malformed marker
+    (unclosed, nested, END without BEGIN, or a marker after code on a line).
 
     Markers are comments, found with the tokenizer, so text about them in a docstring is not
     one; a marker must be a comment on a line of its own.
@@ -112,18 +116,19 @@ def find_regions(source, filename=MODULE):
         if match.group(1) == "BEGIN":
             if begin is not None:
                 raise ReleaseError(f"{filename}, line {number}: BEGIN SOLUTION inside the region "
-                                   f"opened at line {begin[0]} (regions cannot nest); close that "
-                                   "region with # END SOLUTION first")
+                                   f"opened at line {begin.begin} (regions cannot nest); close "
+                                   "that region with # END SOLUTION first")
             hint = token.string[match.end():].strip().lstrip(":").strip()
-            begin = (number, hint)
+            begin = Region(number, 0, hint, raises=not match.group("no_raise"))
         else:
             if begin is None:
                 raise ReleaseError(f"{filename}, line {number}: END SOLUTION without a BEGIN "
                                    "SOLUTION before it; add the BEGIN marker or remove this one")
-            regions.append((begin[0], number, begin[1]))
+            begin.end = number
+            regions.append(begin)
             begin = None
     if begin is not None:
-        raise ReleaseError(f"{filename}, line {begin[0]}: BEGIN SOLUTION is never closed; add "
+        raise ReleaseError(f"{filename}, line {begin.begin}: BEGIN SOLUTION is never closed; add "
                            "# END SOLUTION where the region ends")
     return regions
 
@@ -140,7 +145,8 @@ def _default_hint(lines, index):
 
 def strip_solutions(source, filename=MODULE):
     """(student source, number of regions): every solution region, markers included, becomes
-    `raise NotImplementedError("<hint>")` at the BEGIN marker's indentation.
+    `# YOUR CODE HERE: <hint>` and `raise NotImplementedError("<hint>")` at the BEGIN marker's
+    indentation (the comment alone for a NO RAISE region).
 
     ReleaseError on malformed markers, or when the result is not valid Python (a marker pair
     must enclose whole statements).
@@ -148,13 +154,15 @@ def strip_solutions(source, filename=MODULE):
     regions = find_regions(source, filename)
     lines = source.splitlines(keepends=True)
     out, previous_end = [], 0
-    for begin, end, hint in regions:
-        out += lines[previous_end:begin - 1]
-        marker = lines[begin - 1]
+    for region in regions:
+        out += lines[previous_end:region.begin - 1]
+        marker = lines[region.begin - 1]
         indent = marker[:len(marker) - len(marker.lstrip())]
-        text = hint or _default_hint(lines, begin - 1)
-        out.append(f"{indent}raise NotImplementedError({json.dumps(text, ensure_ascii=False)})\n")
-        previous_end = end
+        text = region.hint or _default_hint(lines, region.begin - 1)
+        out.append(f"{indent}# YOUR CODE HERE: {text}\n")
+        if region.raises:
+            out.append(f"{indent}raise NotImplementedError({json.dumps(text, ensure_ascii=False)})\n")
+        previous_end = region.end
     out += lines[previous_end:]
     student = "".join(out)
     try:
@@ -166,16 +174,22 @@ def strip_solutions(source, filename=MODULE):
     return student, len(regions)
 
 
-def clear_notebook(data):
-    """The notebook's JSON text with every output, execution count and run's metadata removed."""
+def student_notebook(data):
+    """The notebook's JSON text as students get it: every output, execution count and run's
+    metadata removed, the cells tagged `solution` left out and every `answer:<id>` cell reset
+    to the placeholder. Cell ids and the other tags stay."""
     import nbformat
 
     notebook = nbformat.reads(data, as_version=4)
+    notebook.cells = [cell for cell in notebook.cells
+                      if SOLUTION_TAG not in cell.metadata.get("tags", [])]
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+        if tagged_id(cell, ANSWER_TAG) is not None:
+            cell.source = ANSWER_PLACEHOLDER
     notebook.metadata.pop("widgets", None)
     nbformat.validate(notebook)
     return nbformat.writes(notebook) + "\n"
@@ -207,7 +221,8 @@ def _release_contents(kit):
                            "instructor's kit, not a release)")
     files = {MODULE: student.encode()}
     with open(os.path.join(kit, NOTEBOOK), encoding="utf-8") as f:
-        files[NOTEBOOK] = clear_notebook(f.read()).encode()
+        files[NOTEBOOK] = student_notebook(f.read()).encode()
+    files["pytest.ini"] = RELEASE_PYTEST_INI.encode()
     for source_rel, target_rel in RELEASE_COPIES:
         path = os.path.join(kit, source_rel)
         if not os.path.isfile(path):
@@ -218,6 +233,8 @@ def _release_contents(kit):
     for folder, suffixes in RELEASE_FOLDERS:
         for name in sorted(os.listdir(os.path.join(kit, folder))):
             path = os.path.join(kit, folder, name)
+            if os.path.join(folder, name) in INSTRUCTOR_ONLY:
+                continue
             if name.endswith(suffixes) and os.path.isfile(path):
                 with open(path, "rb") as f:
                     files[os.path.join(folder, name)] = f.read()
@@ -269,109 +286,8 @@ def write_release(*, out, kit=KIT_ROOT):
         print(f"grade.py release: {e}", file=sys.stderr)
         return 2 if isinstance(e, OutputExists) else 1
     print(f"wrote the student release to {release.out}: {len(release.files)} files, "
-          f"{release.regions} solution regions replaced by NotImplementedError stubs, no secret "
-          "seed.")
+          f"{release.regions} solution regions replaced by `# YOUR CODE HERE` stubs, no "
+          "solution cells, no instructor tools, no secret seed.")
     print(f"Check it: cd {release.out} && python -m pytest -q   (fails until the stubs are "
           "written; python grade.py self-checks)")
-    return 0
-
-
-def notebook_problems(path):
-    """Why the notebook at `path` cannot be submitted yet, as a list of sentences (empty: fine)."""
-    import nbformat
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            notebook = nbformat.read(f, as_version=4)
-    except Exception as e:  # nbformat raises many kinds on malformed files
-        return [f"{NOTEBOOK} is not a readable notebook ({type(e).__name__}: {str(e)[:150]}); "
-                "open it in Jupyter, run it top to bottom and save it"]
-    code = [(number, cell) for number, cell in enumerate(notebook.cells, 1)
-            if cell.cell_type == "code" and cell.source.strip()]
-    unrun = [(number, cell) for number, cell in code if cell.get("execution_count") is None]
-    if not unrun:
-        return []
-    named = [f"cell {number} ({cell.source.strip().splitlines()[0][:40]!r})"
-             for number, cell in unrun[:3]]
-    more = f" and {len(unrun) - 3} more" if len(unrun) > 3 else ""
-    return [f"{NOTEBOOK} has not been run: {len(unrun)} of its {len(code)} code cells were "
-            f"never executed ({', '.join(named)}{more}); run it top to bottom (Kernel > Restart "
-            "Kernel and Run All Cells) and save it"]
-
-
-_IMPORT_CHECK = "import two_layer_net"
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)')
-
-
-def import_problem(folder, timeout=IMPORT_TIMEOUT):
-    """Why two_layer_net.py in `folder` does not import, in a sentence; None when it does.
-
-    The import runs in a fresh interpreter in `folder` (like the notebook), with the grader's
-    stand-in for linear_classifier after the folder's own modules.
-    """
-    from grader.batch import STANDIN
-
-    with tempfile.TemporaryDirectory() as standin:
-        with open(os.path.join(standin, OWN_HELPER), "w") as f:
-            f.write(STANDIN)
-        env = dict(os.environ, PYTHONPATH=standin, PYTHONDONTWRITEBYTECODE="1")
-        try:
-            done = subprocess.run([sys.executable, "-c", _IMPORT_CHECK], cwd=folder, env=env,
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return (f"importing {MODULE} did not finish in {timeout:g} s; move any training or "
-                    "long loop at the top level under `if __name__ == \"__main__\":`")
-    if done.returncode == 0:
-        return None
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    last = lines[-1].strip() if lines else f"exit status {done.returncode}"
-    where = [m for m in map(_FRAME.match, lines)
-             if m and os.path.basename(m.group("file")) == MODULE]
-    at = f" ({MODULE}, line {where[-1].group('line')})" if where else ""
-    return (f"{MODULE} does not import: {last}{at}; fix it (python -c \"import two_layer_net\" "
-            "shows the whole error)")
-
-
-def make_submission(*, folder, out):
-    """Zip the module and the executed notebook in `folder` into `out` (atomically); returns a
-    SubmissionZip. SubmitError, with every reason, when they are not ready."""
-    folder = os.path.abspath(folder)
-    out = os.path.join(folder, out) if not os.path.isabs(out) else out
-    if os.path.isdir(out):
-        raise SubmitError(f"'{out}' is a folder; pass the name of the zip to write, e.g. "
-                          "--out submission.zip")
-    if not os.path.isdir(os.path.dirname(out)):
-        raise SubmitError(f"the folder of '{out}' does not exist; create it or pass another "
-                          "--out")
-    missing = [name for name in (MODULE, NOTEBOOK) if not os.path.isfile(os.path.join(folder, name))]
-    if missing:
-        raise SubmitError(f"no {' and no '.join(missing)} in {folder}; run `python grade.py "
-                          "submit` in the folder that holds your two_layer_net.py and "
-                          "two_layer_net.ipynb")
-    problems = notebook_problems(os.path.join(folder, NOTEBOOK))
-    broken = import_problem(folder)
-    if broken:
-        problems.append(broken)
-    if problems:
-        raise SubmitError("not submitted:\n" + "\n".join(f"- {p}" for p in problems))
-    names = [MODULE, NOTEBOOK] + ([OWN_HELPER] if os.path.isfile(os.path.join(folder, OWN_HELPER))
-                                 else [])
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in names:
-            archive.write(os.path.join(folder, name), name)
-    write_atomically(out, buffer.getvalue())
-    return SubmissionZip(out=out, files=names, size=os.path.getsize(out))
-
-
-def write_submission(*, folder, out):
-    """`grade.py submit`: zip the submission or say why not; the exit code."""
-    try:
-        made = make_submission(folder=folder, out=out)
-    except SubmitError as e:
-        print(f"grade.py submit: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {made.out} ({', '.join(made.files)}; {made.size / 1024:.0f} KB): upload this "
-          "file. Run `python grade.py` first to see your points on the self-check.")
     return 0

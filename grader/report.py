@@ -5,6 +5,7 @@ import json
 import os
 import statistics
 import tempfile
+import textwrap
 from dataclasses import asdict, dataclass, field
 
 from grader.rubric import RUBRIC
@@ -78,33 +79,52 @@ def write_results_json(path, result):
     write_atomically(path, json.dumps(asdict(result), indent=2) + "\n")
 
 
+IDENTITY_COLUMNS = ("student", "email", "sid")
+
+
 def grades_csv(results):
-    """The gradebook: one row per submission (name, one column per test, total)."""
+    """The gradebook: one row per submission: name, the identity columns known for any row
+    (student name, email, student id), one column per test, total, and `flags` (what the
+    grader detected for a person to review; empty when nothing)."""
+    identities = {name: r.extra_data.get("identity") or {} for name, r in results.items()}
+    known = [c for c in IDENTITY_COLUMNS if any(i.get(c) for i in identities.values())]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["name", *RUBRIC, "total"])
+    writer.writerow(["name", *known, *RUBRIC, "total", "flags"])
     for name, result in sorted(results.items()):
         scores = {t.name: t.score for t in result.tests}
-        writer.writerow([name, *(_number(scores.get(t, 0.0)) for t in RUBRIC),
-                         _number(result.score)])
+        writer.writerow([name, *(_cell(identities[name].get(c, "")) for c in known),
+                         *(_number(scores.get(t, 0.0)) for t in RUBRIC), _number(result.score),
+                         _cell("; ".join(result.extra_data.get("flags") or []))])
     return buffer.getvalue()
+
+
+def _cell(value):
+    """A CSV cell a spreadsheet shows as text, never runs as a formula (=, +, -, @ first)."""
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _number(value):
     return int(value) if float(value).is_integer() else value
 
 
-def table(result):
-    """The self-check table: test, points, status, one-line reason."""
+def table(result, width=100):
+    """The self-check table: test, points, status and the whole reason, wrapped to `width`."""
     rows = [("test", "points", "status", "reason")]
     for t in result.tests:
-        reason = t.output.splitlines()[0] if t.output else ""
-        rows.append((t.name, f"{_number(t.score)}/{_number(t.max_score)}", t.status,
-                     reason[:110]))
+        rows.append((t.name, f"{_number(t.score)}/{_number(t.max_score)}", t.status, t.output or ""))
     rows.append(("total", f"{_number(result.score)}/{sum(RUBRIC.values())}", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
-                     for r in rows)
+    indent = sum(widths) + 6
+    lines = []
+    for r in rows:
+        head = f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  "
+        reason = [w for line in r[3].splitlines() for w in
+                  (textwrap.wrap(line, max(30, width - indent), subsequent_indent="  ") or [""])]
+        lines.append((head + (reason[0] if reason else "")).rstrip())
+        lines += [" " * indent + more for more in reason[1:]]
+    return "\n".join(lines)
 
 
 def summary(results):

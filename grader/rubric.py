@@ -14,6 +14,16 @@ import torch
 
 from helpers import rel_error
 
+STANDIN = '''"""Stand-in for the course's linear_classifier module (supplied by the grader)."""
+import torch
+
+
+def sample_batch(X, y, num_train, batch_size):
+    """batch_size examples drawn uniformly with replacement, on the inputs' device."""
+    idx = torch.randint(num_train, (batch_size,), device=X.device)
+    return X[idx], y[idx]
+'''
+GRADIENT_TESTS = ("grad_W1", "grad_b1", "grad_W2", "grad_b2")
 RUBRIC = {"forward": 15, "loss": 10, "loss_stability": 5, "grad_W1": 10, "grad_b1": 10,
           "grad_W2": 10, "grad_b2": 10, "train_update": 10, "train_schedule": 10, "predict": 10}
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
@@ -140,8 +150,8 @@ def forward_group(seed):
             error = child_error(meta, f"case{i}")
             if error:
                 return {"forward": Verdict(False, f"{label}: nn_forward_pass raised {error}")}
-            checks.append((label, *check_array(out.get(f"case{i}/scores"), scores, "scores")))
-            checks.append((label, *check_array(out.get(f"case{i}/hidden"), hidden, "hidden")))
+            checks.append((f"{label}, scores", *check_array(out.get(f"case{i}/scores"), scores, "scores")))
+            checks.append((f"{label}, hidden", *check_array(out.get(f"case{i}/hidden"), hidden, "hidden")))
         return {"forward": judge_errors(checks, f"over {len(shapes)} cases")}
 
     return Group("forward", ["forward"], {"cases": len(shapes)}, arrays, judge)
@@ -228,8 +238,13 @@ def loss_hint(got, want, reg, error, problem):
         return None
     if problem is not None and not problem.endswith("NaN or inf"):
         return problem
+    if problem is not None and got is not None and bool(torch.isnan(got).any()):
+        return problem + (": exp of large scores overflows; subtract each row's maximum score "
+                          "before exp")
     if problem is not None:
-        return problem + ": subtract each row's maximum score before exp to keep it finite"
+        return problem + (": a probability underflowed to 0 and its log is -inf; compute the "
+                          "log-probabilities from the shifted scores, shifted - log(sum(exp("
+                          "shifted))), instead of log(probs)")
     message = f"loss relative error {error:.1e} > {THRESHOLD:.0e}"
     if want["half_reg"] is not None and reg > 0 and rel_error(got, want["half_reg"]) <= THRESHOLD:
         return message + ("; it matches 0.5 * reg * sum(W**2): the contract's regulariser is "
@@ -385,6 +400,21 @@ def predict_group(seed):
                                          f"({len(expected)} cases)")}
 
     return Group("predict", ["predict"], {"cases": len(shapes)}, arrays, judge)
+
+
+def apply_audit(verdicts, findings, flags):
+    """The source audit (grader.audit, read in the grader's process) decides the gradient tests;
+    what the child reports of its own autograd use can only add to it, never remove it."""
+    from grader import audit
+
+    why = audit.gradient_verdict(findings)
+    seen = any("used torch.autograd" in verdicts[name].message for name in GRADIENT_TESTS
+               if name in verdicts)
+    if seen and not why:
+        flags.append("autograd seen at run time")
+    if why:
+        for name in GRADIENT_TESTS:
+            verdicts[name] = Verdict(False, why)
 
 
 def build(seed):

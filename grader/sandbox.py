@@ -12,10 +12,12 @@
 """
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import resource
 import sys
 import sysconfig
+import tempfile
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
@@ -151,6 +153,30 @@ def _add_path_rule(ruleset, path, rights):
                              ctypes.c_uint32(0)), f"landlock_add_rule({path})")
     finally:
         os.close(fd)
+
+
+RLIM_INFINITY = resource.RLIM_INFINITY
+UID_SEARCH = 4000
+
+
+def claim_uid(start):
+    """(uid, lock file) for a uid at or above `start` that no other running grader holds.
+
+    Each job slot's children run as their own uid, and without namespaces the worker kills every
+    process of that uid after each child; two graders at once (two batches, parallel CI jobs)
+    must therefore never share one. The claim is an exclusive lock, released when the file is
+    closed.
+    """
+    for uid in range(start, start + UID_SEARCH):
+        lock = open(os.path.join(tempfile.gettempdir(), f"two-layer-net-sandbox-uid-{uid}.lock"), "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        return uid, lock
+    raise RuntimeError(f"no free sandbox uid in {start}..{start + UID_SEARCH - 1}; set "
+                       "GRADER_SANDBOX_UID to another range")
 
 
 def set_limits(*, address_space, cpu_seconds, file_size, open_files, processes=None):

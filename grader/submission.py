@@ -1,18 +1,26 @@
-"""Turning a command-line SUB (a .py file, a folder or a .zip) into a staged copy to grade.
+"""Turning command-line SUBs (.py files, folders, .zips, instructors' exports) into submissions.
+
+`collect(paths)` is the batch's entry point: every SUB becomes one Submission (an export of many
+becomes one a student, see grader.exports), each with a unique, safe name that no other
+submission would have had and that is none of the batch's own files. `load(path)` reads one.
 
 Only regular files are read: links are refused, archives are checked member by member (no
-absolute paths, no `..`, no links, bounded sizes) before anything is written, and the staged
+absolute paths, no `..`, no links, bounded sizes) before anything is read, and the staged
 copy is readable by the sandbox user but writable by nobody but the grader.
 """
 import hashlib
 import os
 import re
 import stat
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 
 MODULE = "two_layer_net.py"
 NOTEBOOK = "two_layer_net.ipynb"
+ASSIGNMENT_FILES = {MODULE, NOTEBOOK, "submission.zip", "two_layer_net.zip"}  # named by folder
+RESERVED = {"grades.csv", "scores.png", "answers.html", "manual.csv"}  # the batch's files in --out
+MAX_NAME = 100
 MAX_ARCHIVE_BYTES = 50 << 20
 MAX_UNPACKED_BYTES = 50 << 20
 MAX_FILE_BYTES = 20 << 20
@@ -20,10 +28,16 @@ MAX_MEMBERS = 500
 MAX_DEPTH = 3
 KEPT_SUFFIXES = (".py", ".ipynb")
 IGNORED_DIRS = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", ".git"}
+_WINDOWS_DEVICES = re.compile(r"(con|prn|aux|nul|com\d|lpt\d)(\..*)?")
 
 
 class SubmissionError(ValueError):
     """A submission that cannot be graded; the message says what was expected."""
+
+
+class UsageError(ValueError):
+    """A command-line SUB the grader cannot use at all (does not exist, cannot be read): exit 2
+    before grading; the message names the path and the fix."""
 
 
 @dataclass
@@ -32,6 +46,8 @@ class Submission:
     source: str
     files: dict = field(default_factory=dict)  # relative path -> bytes, from the module's folder
     error: str = None
+    identity: dict = field(default_factory=dict)  # student, email, sid, submitted_at, late
+    notes: list = field(default_factory=list)  # for the instructor, not the student's doing
 
     @property
     def content_hash(self):
@@ -45,23 +61,109 @@ class Submission:
         return NOTEBOOK in self.files
 
 
-def submission_name(path):
-    """The folder's name, or the file's stem for a .py or .zip, made safe for a folder name."""
+def collect(paths):
+    """Every command-line SUB expanded into submissions with unique, safe, non-reserved names.
+
+    A SUB is one submission, or an export of many (grader.exports); the result keeps the order
+    of `paths` and is the same for the same list. Raises UsageError, before reading anything,
+    for a SUB that does not exist or cannot be read.
+    """
+    from grader import exports  # exports builds on this module
+
+    for path in paths:
+        _check_usable(path)
+    subs = []
+    for path in paths:
+        expanded = exports.expand(path)
+        subs += [load(path)] if expanded is None else expanded
+    assign_names(subs)
+    return subs
+
+
+def _check_usable(path):
+    if not path or not os.path.lexists(path):
+        raise UsageError(f"submission '{path}' does not exist; pass a .py file, a .zip, a folder "
+                         f"holding {MODULE} or a folder of submissions (an export)")
+    if os.path.islink(path):
+        return  # a link is the submission's problem, reported in its row
+    need = os.R_OK | (os.X_OK if os.path.isdir(path) else 0)
+    if not os.access(path, need):
+        raise UsageError(f"submission '{path}' cannot be read by the grader (permissions); "
+                         "make it readable and run again")
+
+
+def natural_name(path):
+    """The name a SUB would have alone: a folder's name; for a file with the assignment's own
+    name, its folder's; otherwise the file's stem (a file the grader cannot read keeps its
+    suffix, so its row says what it was)."""
     path = os.path.abspath(path)
-    base = os.path.basename(path.rstrip(os.sep))
-    if os.path.isfile(path) and base.lower().endswith((".py", ".zip")):
-        base = base.rsplit(".", 1)[0]
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip(".") or "submission"
-    return safe[:100]
+    base = os.path.basename(path)
+    if os.path.isdir(path) and not os.path.islink(path):
+        return base
+    parent = os.path.basename(os.path.dirname(path))
+    if base.lower() in ASSIGNMENT_FILES and parent:
+        return parent
+    if base.lower().endswith((".py", ".zip")):
+        return base.rsplit(".", 1)[0]
+    return base
 
 
-def load(path):
+def safe_name(text, fallback="submission"):
+    """`text` as a folder name on any filesystem: ASCII letters, digits, `.`, `_` and `-`, not
+    starting or ending with `.`, `_` or `-`, at most MAX_NAME characters, never empty."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:MAX_NAME].strip("._-")
+    if _WINDOWS_DEVICES.fullmatch(text.lower()):
+        text = "_" + text
+    return text or fallback
+
+
+def _unreserved(name):
+    """`name`, changed when it is one of the batch's own files in the results folder."""
+    if name.lower() in RESERVED or name.startswith("."):
+        name = name.replace(".", "_").strip("_") or "submission"
+    return name
+
+
+def assign_names(subs):
+    """Make every name safe and unique (case-insensitively) in place, in order.
+
+    The first holder of a name keeps it; the others get `-2`, `-3`, ..., skipping every name
+    some submission has naturally, so a suffix never takes another submission's name.
+    """
+    natural = [_unreserved(safe_name(sub.name)) for sub in subs]
+    taken = {name.lower() for name in natural}
+    claimed, repeats = set(), []
+    for sub, name in zip(subs, natural):
+        if name.lower() in claimed:
+            repeats.append((sub, name))
+        else:
+            claimed.add(name.lower())
+            sub.name = name
+    for sub, name in repeats:
+        number = 2
+        while True:
+            suffix = f"-{number}"
+            candidate = name[:MAX_NAME - len(suffix)].rstrip("._-") + suffix
+            if candidate.lower() not in taken:
+                break
+            number += 1
+        taken.add(candidate.lower())
+        sub.name = candidate
+    assert len({sub.name.lower() for sub in subs}) == len(subs), "assign_names left a duplicate"
+    return subs
+
+
+def load(path, name=None):
     """A Submission for `path`; `error` is set (and files empty) when it cannot be graded."""
-    submission = Submission(submission_name(path), os.path.abspath(path))
+    submission = Submission(safe_name(natural_name(path) if name is None else name),
+                            os.path.abspath(path))
     try:
         submission.files = _read(path)
     except SubmissionError as e:
         submission.error = str(e)
+    except OSError as e:
+        submission.error = f"'{path}' cannot be read ({e.strerror or e})"
     return submission
 
 
@@ -75,14 +177,15 @@ def _read(path):
                               f"folder holding {MODULE}")
     lower = path.lower()
     if lower.endswith(".py"):
-        return {MODULE: _read_file(path)}
+        return {MODULE: read_file(path)}
     if lower.endswith(".zip"):
-        return _from_zip(path)
+        return from_zip(path)
     raise SubmissionError(f"submission '{os.path.basename(path)}' is not a .py, .zip or folder; "
                           f"pass the folder that holds {MODULE}")
 
 
-def _read_file(path):
+def read_file(path):
+    """The bytes of the regular file at `path`, refusing links and files over the limit."""
     info = os.lstat(path)
     if not stat.S_ISREG(info.st_mode):
         raise SubmissionError(f"'{path}' is not a regular file")
@@ -93,23 +196,41 @@ def _read_file(path):
         return f.read(MAX_FILE_BYTES + 1)
 
 
+def _module_folders(relpaths):
+    return sorted({os.path.dirname(p) for p in relpaths if os.path.basename(p) == MODULE})
+
+
 def _pick_module_folder(relpaths, where):
     """The one folder (relative, '' for the top) that holds two_layer_net.py."""
-    folders = sorted({os.path.dirname(p) for p in relpaths if os.path.basename(p) == MODULE})
+    folders = _module_folders(relpaths)
     if not folders:
         raise SubmissionError(f"{where} holds no {MODULE}; submit the file with exactly that name")
     if len(folders) > 1:
-        raise SubmissionError(f"{where} holds {MODULE} in several folders ({', '.join(f or '.' for f in folders)}); "
+        listed = ", ".join(f or "." for f in folders)
+        raise SubmissionError(f"{where} holds {MODULE} in several folders ({listed}); "
                               "submit only one")
     return folders[0]
 
 
-def _from_folder(path):
+def walk(path):
+    """Relative paths of the files under `path`, MAX_DEPTH folders deep, ignored folders skipped."""
     relpaths = []
     for root, dirs, names in os.walk(path):
         depth = os.path.relpath(root, path).count(os.sep) + (root != path)
-        dirs[:] = [d for d in dirs if d not in IGNORED_DIRS and depth < MAX_DEPTH]
-        relpaths += [os.path.relpath(os.path.join(root, n), path) for n in names]
+        dirs[:] = sorted(d for d in dirs if d not in IGNORED_DIRS and depth < MAX_DEPTH)
+        relpaths += [os.path.relpath(os.path.join(root, n), path) for n in sorted(names)]
+    return relpaths
+
+
+def _from_folder(path):
+    relpaths = walk(path)
+    if not _module_folders(relpaths):
+        zips = [rel for rel in relpaths if os.sep not in rel and rel.lower().endswith(".zip")]
+        if len(zips) == 1:  # a student's folder holding only their submission.zip
+            full = os.path.join(path, zips[0])
+            if os.path.islink(full):
+                raise SubmissionError(f"'{full}' is a link; submit the file itself")
+            return from_zip(full)
     folder = _pick_module_folder(relpaths, f"folder '{path}'")
     files = {}
     for rel in relpaths:
@@ -117,11 +238,11 @@ def _from_folder(path):
             full = os.path.join(path, rel)
             if os.path.islink(full):
                 raise SubmissionError(f"'{full}' is a link; submit the file itself")
-            files[os.path.basename(rel)] = _read_file(full)
+            files[os.path.basename(rel)] = read_file(full)
     return files
 
 
-def _from_zip(path):
+def from_zip(path):
     size = os.path.getsize(path)
     if size > MAX_ARCHIVE_BYTES:
         raise SubmissionError(f"archive '{os.path.basename(path)}' has {size} bytes, more than "
@@ -135,58 +256,64 @@ def _from_zip(path):
         if len(members) > MAX_MEMBERS:
             raise SubmissionError(f"archive '{os.path.basename(path)}' has {len(members)} members, "
                                   f"more than {MAX_MEMBERS}")
-        for info in members:
-            _check_member(info, path)
-        names = [i.filename for i in members if not i.is_dir()
-                 and not set(i.filename.split("/")) & IGNORED_DIRS]
-        folder = _pick_module_folder(names, f"archive '{os.path.basename(path)}'")
-        files, total = {}, 0
-        for info in members:
-            name = info.filename
-            if info.is_dir() or os.path.dirname(name) != folder or not name.endswith(KEPT_SUFFIXES):
-                continue
-            data = _read_member(archive, info, path)
-            total += len(data)
-            if total > MAX_UNPACKED_BYTES:
-                raise SubmissionError(f"archive '{os.path.basename(path)}' unpacks to more than "
-                                      f"{MAX_UNPACKED_BYTES >> 20} MB")
-            files[os.path.basename(name)] = data
+        return files_from_members(archive, members, f"archive '{os.path.basename(path)}'")
+
+
+def files_from_members(archive, members, where, prefix=""):
+    """The kept files of the submission made of `members` (names under `prefix`), after every
+    member passed the checks; `where` names it in messages ("archive 'x.zip'")."""
+    for info in members:
+        check_member(info, where)
+    names = [i.filename[len(prefix):] for i in members if not i.is_dir()
+             and not set(i.filename.split("/")) & IGNORED_DIRS]
+    folder = _pick_module_folder(names, where)
+    files, total = {}, 0
+    for info in members:
+        name = info.filename[len(prefix):]
+        if info.is_dir() or os.path.dirname(name) != folder or not name.endswith(KEPT_SUFFIXES):
+            continue
+        data = read_member(archive, info, where)
+        total += len(data)
+        if total > MAX_UNPACKED_BYTES:
+            raise SubmissionError(f"{where} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MB")
+        files[os.path.basename(name)] = data
     return files
 
 
-def _check_member(info, path):
+def check_member(info, where):
+    """Raise SubmissionError for a member with an absolute or escaping path, a link, or a
+    declared size over the limit."""
     name = info.filename
-    archive = os.path.basename(path)
-    if name.startswith("/") or name.startswith("\\") or re.match(r"^[A-Za-z]:", name):
-        raise SubmissionError(f"archive '{archive}' has a member with an absolute path ('{name}'); "
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        raise SubmissionError(f"{where} has a member with an absolute path ('{name}'); "
                               "zip the folder's contents with relative paths")
     if ".." in re.split(r"[/\\]", name) or "\\" in name:
-        raise SubmissionError(f"archive '{archive}' has a member '{name}' that would land outside "
+        raise SubmissionError(f"{where} has a member '{name}' that would land outside "
                               "its folder; zip the folder's contents with relative paths")
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        raise SubmissionError(f"archive '{archive}' has a link '{name}'; submit regular files only")
+        raise SubmissionError(f"{where} has a link '{name}'; submit regular files only")
     if info.file_size > MAX_FILE_BYTES:
-        raise SubmissionError(f"archive '{archive}' member '{name}' unpacks to {info.file_size} "
+        raise SubmissionError(f"{where} member '{name}' unpacks to {info.file_size} "
                               f"bytes, more than {MAX_FILE_BYTES >> 20} MB")
 
 
-def _read_member(archive, info, path):
+def read_member(archive, info, where):
     """The member's bytes, reading no more than the limit whatever its header claims."""
     try:
         with archive.open(info) as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as e:
-        raise SubmissionError(f"archive '{os.path.basename(path)}' member '{info.filename}' "
-                              f"cannot be read ({e})")
+        raise SubmissionError(f"{where} member '{info.filename}' cannot be read ({e})")
     if len(data) > MAX_FILE_BYTES:
-        raise SubmissionError(f"archive '{os.path.basename(path)}' member '{info.filename}' "
+        raise SubmissionError(f"{where} member '{info.filename}' "
                               f"unpacks to more than {MAX_FILE_BYTES >> 20} MB")
     return data
 
 
 def stage(submission, folder):
-    """Write the submission's files into `folder` (created 0755, files 0644); returns the module path."""
+    """Write the submission's files into `folder` (created 0755, files 0644); returns the
+    module's path."""
     os.makedirs(folder, mode=0o755)
     os.chmod(folder, 0o755)
     for name, data in submission.files.items():

@@ -2,7 +2,10 @@
 
 Nothing read from a child is ever unpickled or executed: a message is a 4-byte length, a UTF-8
 JSON header ({"meta": ..., "arrays": [{"name", "dtype", "shape", "offset", "nbytes"}]}) and
-the arrays' bytes. `decode` checks every field before building a tensor from it.
+the arrays' bytes. `decode` checks every field before building a tensor from it: sizes, dtypes,
+shapes and the depth of the JSON, so that a forged message is a WireError, never a crash.
+Between the grader and its workers, messages travel framed by an 8-byte length (`send`,
+`receive`).
 """
 import json
 import math
@@ -17,6 +20,8 @@ DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 MAX_HEADER = 1 << 20
 MAX_ARRAYS = 1000
 MAX_DIMS = 8
+MAX_ELEMENTS = 1 << 31
+MAX_DEPTH = 20
 
 
 class WireError(ValueError):
@@ -50,8 +55,12 @@ def decode(message, max_bytes):
         raise WireError("header length out of range")
     try:
         header = json.loads(message[4:4 + size].decode())
+    except RecursionError:
+        raise WireError("header nests too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise WireError(f"header is not JSON: {e}") from None
+    if _depth(header) > MAX_DEPTH:
+        raise WireError(f"header nests deeper than {MAX_DEPTH} levels")
     if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
         raise WireError("header lacks its array list")
     if len(header["arrays"]) > MAX_ARRAYS:
@@ -61,6 +70,41 @@ def decode(message, max_bytes):
     for spec in header["arrays"]:
         arrays[_name(spec)] = _array(spec, body)
     return header.get("meta"), arrays
+
+
+def _depth(value, level=1):
+    """How deeply lists and dicts nest in a decoded JSON value (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, level)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def send(stream, message):
+    """Write one framed message (8-byte big-endian length, then the bytes) and flush."""
+    stream.write(struct.pack(">Q", len(message)) + message)
+    stream.flush()
+
+
+def receive(stream, max_bytes):
+    """The next framed message from `stream`, or None at a clean end of stream."""
+    header = stream.read(8)
+    if not header:
+        return None
+    if len(header) < 8:
+        raise WireError("the stream ended inside a frame's length")
+    (size,) = struct.unpack(">Q", header)
+    if size > max_bytes:
+        raise WireError(f"a frame of {size} bytes exceeds {max_bytes}")
+    message = stream.read(size)
+    if len(message) < size:
+        raise WireError("the stream ended inside a frame")
+    return message
 
 
 def _name(spec):
@@ -75,7 +119,8 @@ def _array(spec, body):
     if dtype is None:
         raise WireError(f"array '{spec['name']}' has an unknown dtype")
     if (not isinstance(shape, list) or len(shape) > MAX_DIMS
-            or not all(type(d) is int and 0 <= d for d in shape)):
+            or not all(type(d) is int and 0 <= d <= MAX_ELEMENTS for d in shape)
+            or math.prod(shape) > MAX_ELEMENTS):
         raise WireError(f"array '{spec['name']}' has a malformed shape")
     if type(offset) is not int or type(nbytes) is not int or offset < 0 or nbytes < 0:
         raise WireError(f"array '{spec['name']}' has a malformed extent")

@@ -1,36 +1,47 @@
 """The long-lived worker: imports torch once, then forks one sandboxed child per test group.
 
-Started by the grader as a fresh interpreter (`python -m grader.worker`) with a clean
-environment, so it holds no secret: no seed, no expected values, only the inputs it is sent.
+Started by the grader as a fresh interpreter (`python -m grader.worker --run-root DIR`) with a
+clean environment, so it holds no secret: no seed, no expected values, only the inputs it is sent.
 It keeps torch at one thread before any tensor work (a fork after multi-threaded torch work can
-hang the child) and is a child subreaper, so processes a submission leaves behind come back to it
-and are killed.
+hang the child).
 
-Protocol on stdin/stdout: 8-byte big-endian length, then a `grader.wire` message. A request's
+Where namespaces are available (see grader.namespaces), the worker moves at start into a file
+system that holds only the Python installation, the system libraries and the run folder, with no
+network, and each child is process 1 of its own PID and IPC namespaces, joined to the slot's
+memory cgroup: whatever a child starts ends with it. Elsewhere the worker is a child subreaper and
+kills what a child leaves behind (its uid's processes, through the reaper, and orphans).
+
+Protocol on stdin/stdout: `grader.wire` messages framed by `wire.send`/`wire.receive`. A request's
 meta names the group, the module, the scratch folder and the limits; its arrays are the group's
-inputs. The reply's meta is the supervision report (status, exit code, output kept) and its one
-array, `result`, holds the child's own message as raw bytes, for the grader to decode.
+inputs. The reply's meta is the supervision report (status, exit code, output kept, whether the
+walls were up and the import had finished); its one array, `result`, holds the child's own
+message as raw bytes, for the grader to decode.
 """
+import argparse
 import gc
 import os
 import selectors
 import signal
-import struct
 import sys
 import tempfile
 import time
 
-from grader import reaper, sandbox
+from grader import namespaces, reaper, sandbox
 
-# Started while this process is still small (before torch), only where children change uid.
-REAPER = reaper.Reaper() if __name__ == "__main__" and os.geteuid() == 0 else None
+if __name__ == "__main__":  # decided while this process is still small (before torch)
+    NAMESPACES, NO_NAMESPACES_WHY = namespaces.available()
+    # Without namespaces, a small root helper kills a child's uid after it (see grader.reaper).
+    REAPER = reaper.Reaper() if os.geteuid() == 0 and not NAMESPACES else None
+else:
+    NAMESPACES, NO_NAMESPACES_WHY, REAPER = False, "not the worker process", None
 
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-# Common imports of student code, loaded before any fork: where the sandbox user cannot read the
-# Python installation (a private home folder, say), what is already loaded still works.
+# Common imports of student code, loaded before any fork: cheaper children, and where the
+# sandbox user cannot read the Python installation and no namespace can show it, what is
+# already loaded still works.
 import collections  # noqa: E402,F401
 import copy  # noqa: E402,F401
 import functools  # noqa: E402,F401
@@ -53,14 +64,18 @@ OPEN_FILES = 256
 FILE_SIZE = 64 << 20
 PROCESSES = 64
 KILL_ROUNDS = 50
-DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom"]
+ADDRESS_SLACK = 2 << 30  # reservations beyond real use, where a cgroup counts the real use
+DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
 PYTHON_PATHS = sandbox.python_paths()  # read now: sysconfig imports lazily
-IMPORTED = b"I"  # first byte on the result pipe once the submission's import has finished
+WALLS_UP = b"W"  # first byte on the result pipe: every wall is up, the submission's code not yet run
+IMPORTED = b"I"  # second byte: the submission's import has finished
+PID_NAMESPACES = None  # set by main() where namespaces are available
+CGROUP_PROCS = None  # a descriptor of the slot's cgroup.procs, opened before entering the view
 
 
 def preload_for_private_python():
-    """When the sandbox user cannot read the Python installation, load what code commonly
-    needs now, before any fork; say so once."""
+    """Without namespaces, where the sandbox user cannot read the Python installation, load
+    what code commonly needs now, before any fork; say so once."""
     if os.geteuid() != 0 or all(sandbox.world_readable(p) for p in PYTHON_PATHS):
         return
     import cProfile  # noqa: F401
@@ -69,30 +84,20 @@ def preload_for_private_python():
 
     torch.func.grad(lambda x: (x * x).sum())(torch.ones(1, dtype=torch.float64))
     private = [p for p in PYTHON_PATHS if not sandbox.world_readable(p)]
-    print(f"grade.py: note: the sandbox user cannot read {', '.join(private)}; submissions can "
-          "import only what the grader preloads (install Python where every user can read it "
-          "to lift this)", file=sys.stderr)
-
-
-def read_message(stream):
-    header = stream.read(8)
-    if len(header) < 8:
-        return None
-    (size,) = struct.unpack(">Q", header)
-    if size > REQUEST_CAP:
-        raise wire.WireError(f"request of {size} bytes exceeds {REQUEST_CAP}")
-    return stream.read(size)
-
-
-def write_message(stream, message):
-    stream.write(struct.pack(">Q", len(message)) + message)
-    stream.flush()
+    print(f"grade.py: note: {NO_NAMESPACES_WHY}, and the sandbox user cannot read "
+          f"{', '.join(private)}; submissions can import only what the grader preloads (run the "
+          "grader as root where namespaces are allowed, or install Python where every user can "
+          "read it, to lift this)", file=sys.stderr)
 
 
 def child_main(request, arrays, out_fd, result_fd):
     """In the forked child: put up the walls, run the group, send the result, exit."""
     os.setpgid(0, 0)
     sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if PID_NAMESPACES is not None:
+        namespaces.unshare(namespaces.CLONE_NEWIPC)
+    if CGROUP_PROCS is not None:
+        os.write(CGROUP_PROCS, b"0")  # "0": this process; its descendants follow it
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(out_fd, 1)
@@ -108,8 +113,7 @@ def child_main(request, arrays, out_fd, result_fd):
                        "JUPYTER_PLATFORM_DIRS": "1", "PATH": "/usr/bin:/bin",
                        "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1"})
     tempfile.tempdir = scratch  # the worker computed it before TMPDIR changed
-    memory = request["memory_mb"] << 20
-    sandbox.set_limits(address_space=sandbox.address_space_in_use() + memory,
+    sandbox.set_limits(address_space=address_space_limit(request),
                        cpu_seconds=int(request["timeout"]) + 5, file_size=FILE_SIZE,
                        open_files=OPEN_FILES,
                        processes=PROCESSES if request.get("uid") is not None else None)
@@ -118,11 +122,15 @@ def child_main(request, arrays, out_fd, result_fd):
                            write_paths=[scratch])
     if request.get("uid") is not None:  # after Landlock, which opens the paths it allows
         sandbox.drop_privileges(request["uid"], request["gid"])
+        # A change of uid clears the parent-death signal: set it again, or a child whose worker
+        # is killed (Ctrl-C) would run on.
+        sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
     elif os.geteuid() == 0:  # no uid of our own can run Python here: root without its powers
         sandbox.drop_capabilities()
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) in PYTHON_PATHS]
     sys.path.append(request["standin"])
     gc.disable()
+    os.write(result_fd, WALLS_UP)  # from here on, whatever happens is the submission's doing
 
     def imported():
         os.write(result_fd, IMPORTED)
@@ -143,12 +151,24 @@ def child_main(request, arrays, out_fd, result_fd):
     sys.stderr.flush()
 
 
+def address_space_limit(request):
+    """RLIMIT_AS for a child. With a memory cgroup, the cgroup measures real use and this is a
+    backstop far above it (torch reserves much more address space than it touches); without one,
+    it is the only memory wall: --memory above what the worker already maps, four times that
+    for a notebook, whose kernel is a new interpreter that imports torch itself."""
+    memory = request["memory_mb"] << 20
+    if request["group"] == "notebook":
+        return sandbox.RLIM_INFINITY if CGROUP_PROCS is not None else 4 * memory
+    slack = ADDRESS_SLACK if CGROUP_PROCS is not None else 0
+    return sandbox.address_space_in_use() + memory + slack
+
+
 def supervise(request, arrays):
     """Fork the child, collect its output and result under a wall-clock limit, then clean up."""
     out_r, out_w = os.pipe()
     result_r, result_w = os.pipe()
     started = time.monotonic()
-    pid = os.fork()
+    pid = PID_NAMESPACES.fork() if PID_NAMESPACES is not None else os.fork()
     if pid == 0:
         code = 0
         try:
@@ -171,9 +191,11 @@ def supervise(request, arrays):
         pass  # the child already did it, or already exited
     report, result = collect(pid, out_r, result_r, started + request["timeout"])
     report["seconds"] = round(time.monotonic() - started, 4)
-    report["imported"] = result[:1] == IMPORTED
-    kill_leftovers(request.get("uid"), request.get("gid"))
-    return report, result[1:]
+    report["walls_up"] = result[:1] == WALLS_UP
+    report["imported"] = report["walls_up"] and result[1:2] == IMPORTED
+    if PID_NAMESPACES is None:  # with namespaces, the kernel has already ended them all
+        kill_leftovers(request.get("uid"), request.get("gid"))
+    return report, result[2:] if report["imported"] else b""
 
 
 def collect(pid, out_r, result_r, deadline):
@@ -266,22 +288,39 @@ def kill_leftovers(uid, gid):
                 pass
 
 
-def main():
+def enter_walls(run_root, cgroup):
+    """Put the worker itself behind the walls every child shares (see the module docstring)."""
+    global PID_NAMESPACES, CGROUP_PROCS
     sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
     sandbox.prctl(sandbox.PR_SET_DUMPABLE, 0)
-    preload_for_private_python()
+    if not NAMESPACES:
+        preload_for_private_python()
+        return
+    if cgroup:
+        CGROUP_PROCS = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+    PID_NAMESPACES = namespaces.PidNamespaces()
+    namespaces.enter_view(os.path.join(run_root, f"view-{os.getpid()}"),
+                          read_paths=PYTHON_PATHS + DEVICES + ["/proc"], write_paths=[run_root])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m grader.worker")
+    parser.add_argument("--run-root", required=True, help="the grader's run folder")
+    parser.add_argument("--cgroup", help="the slot's memory cgroup folder, if any")
+    args = parser.parse_args(argv)
+    enter_walls(args.run_root, args.cgroup)
     gc.freeze()  # children then leave the loaded objects' pages shared instead of copying them
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the protocol
     while True:
-        message = read_message(requests)
+        message = wire.receive(requests, REQUEST_CAP)
         if message is None:
             return 0
         request, arrays = wire.decode(message, REQUEST_CAP)
         report, result = supervise(request, arrays)
         result_array = torch.frombuffer(bytearray(result), dtype=torch.uint8) if result else \
             torch.empty(0, dtype=torch.uint8)
-        write_message(replies, wire.encode(report, {"result": result_array}))
+        wire.send(replies, wire.encode(report, {"result": result_array}))
 
 
 if __name__ == "__main__":

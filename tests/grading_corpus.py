@@ -30,6 +30,7 @@ class Entry:
     source: str = ""
     raw: bytes = b""  # for zip/raw: the archive's bytes
     expect: dict = field(default_factory=dict)
+    flags: str = ""  # a regular expression grades.csv's flags column must match ("" = empty)
 
 
 def edit(old, new, text=BASE):
@@ -112,6 +113,25 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
 '''
 
 
+GRADIENTS = ["grad_W1", "grad_b1", "grad_W2", "grad_b2"]
+# Host objects the suite puts up before the batch (tests/test_grade.py): a root-only System V
+# segment and Unix socket, and a world-writable socket, that no child may reach.
+HOST_SHM_KEY = 0x7E57_0001
+HOST_SOCKETS = ("/tmp/two-layer-net-test-open.sock", "/tmp/two-layer-net-test-private/root.sock")
+
+SHM = """
+                  import ctypes
+                  libc = ctypes.CDLL(None, use_errno=True)
+                  libc.shmat.restype = ctypes.c_void_p"""  # indented as the entries' code below
+
+
+def evading(code_before_backward, call="loss.backward()"):
+    """The autograd backward pass, with `code_before_backward` run first and `call` in place of
+    loss.backward(): the routes a student took around an autograd watch."""
+    body = textwrap.indent(textwrap.dedent(code_before_backward).strip("\n"), "    ")
+    return BASE + AUTOGRAD_BACKWARD.replace("    loss.backward()\n", body + "\n    " + call + "\n")
+
+
 def entries(instructor_files, results_dir):
     """The corpus. `instructor_files` are paths no child may read (their text must not leak);
     `results_dir` is the batch's --out folder, which no child may write."""
@@ -184,12 +204,28 @@ def entries(instructor_files, results_dir):
               expect={**fails(FORWARD_DEPENDENT, "."), "forward": "contains NaN or inf"}),
         Entry("autograd_backward", "the backward pass through loss.backward()",
               source=BASE + AUTOGRAD_BACKWARD,
-              expect=fails(["grad_W1", "grad_b1", "grad_W2", "grad_b2"],
-                           r"used torch\.autograd .*loss\.backward\(\).*by hand")),
+              expect=fails(GRADIENTS, r"used torch\.autograd .*backward.*by hand"), flags="autograd"),
         Entry("torch_func_backward", "the backward pass through torch.func.grad_and_value",
               source=BASE + TORCH_FUNC_BACKWARD,
-              expect=fails(["grad_W1", "grad_b1", "grad_W2", "grad_b2"],
-                           r"used torch\.autograd .*torch\.func\.grad_and_value")),
+              expect=fails(GRADIENTS, r"used torch\.autograd .*torch\.func\.grad_and_value"),
+              flags="autograd"),
+        Entry("log_of_probs", "subtracts the row maximum, then takes log(probs), which underflows",
+              source=edit("    log_probs = shifted - torch.log(exp_scores.sum(dim=1, keepdim=True))\n",
+                          "    log_probs = torch.log(probs)\n"),
+              expect={"loss_stability": r"underflowed to 0.*log-probabilities from the shifted scores"}),
+        Entry("forward_complex", "scores returned as a complex tensor",
+              source=edit("    return scores, hidden\n", "    return scores.to(torch.complex128), hidden\n"),
+              expect={**fails(FORWARD_DEPENDENT, "."),
+                      "forward": r"scores has dtype torch\.complex128, expected a real"}),
+        Entry("predict_uint32", "labels as uint32",
+              source=edit("    return y_pred\n", "    return y_pred.to(torch.uint32)\n"),
+              expect={"predict": r"dtype torch\.uint32, expected a real floating-point tensor .* or int64"}),
+        Entry("predict_sparse", "labels as a sparse tensor",
+              source=edit("    return y_pred\n", "    return y_pred.to_sparse()\n"),
+              expect={"predict": r"torch\.sparse_coo tensor, expected an ordinary dense tensor"}),
+        Entry("imports_the_standard_library", "imports html, json, csv and matplotlib at module "
+              "level, as public solutions do (a private Python must not make this score 0)",
+              source="import csv\nimport html\nimport json\nimport matplotlib.pyplot as plt\n" + BASE),
         Entry("stubs", "the student release, untouched", source=STUB,
               expect={ALL: r"NotImplementedError: "}),
         Entry("syntax_error_py312", "a multi-line f-string, valid only on Python >= 3.12",
@@ -317,6 +353,114 @@ def entries(instructor_files, results_dir):
                   except OSError as e:
                       connected = not isinstance(e, PermissionError)  # refused, not forbidden"""))),
     ]
+    evasions = [  # routes around an autograd watch in the child: the audit reads the source
+        Entry("autograd_engine_restored", "puts torch's original autograd engine back first",
+              source=evading("""
+                  from torch.autograd import variable
+                  engine = variable.Variable._execution_engine
+                  variable.Variable._execution_engine = getattr(engine, '_engine', engine)"""),
+              expect=fails(GRADIENTS, r"autograd"), flags="autograd"),
+        Entry("autograd_record_erased", "calls loss.backward(), then clears the watcher's record "
+              "by walking up the call stack", source=evading("", call="""loss.backward()
+    import sys
+    frame = sys._getframe(1)
+    while frame is not None:
+        watch = frame.f_locals.get('watch')
+        if watch is not None and hasattr(watch, 'used'):
+            watch.used.clear()
+        frame = frame.f_back"""),
+              expect=fails(GRADIENTS, r"autograd"), flags="autograd.*tampering|tampering.*autograd"),
+        Entry("autograd_computed_name", "reaches torch.autograd through a computed name",
+              source=evading("", call="getattr(torch, 'auto' + 'grad').backward(loss)"),
+              expect=fails(GRADIENTS, r"cannot verify|autograd"), flags="."),
+        Entry("autograd_new_engine", "runs backward through a fresh engine object from torch._C",
+              source=evading("", call="torch._C._ImperativeEngine().run_backward((loss,), (torch.ones_like(loss),), False, False, (), False, False)"),
+              expect=fails(GRADIENTS, r"autograd|cannot trust|cannot verify"), flags="."),
+    ]
+    walls = [  # what a child could reach on the host, or leave behind (issue: sandbox walls)
+        Entry("sysv_shm_host", "attaches the host's root-only System V segment; answers wrong "
+              "only if it could read it", source=edit("    return y_pred\n",
+              "    return y_pred.flip(0) if seen else y_pred\n", in_predict(SHM + f"""
+                  shmid = libc.shmget({HOST_SHM_KEY}, 0, 0)
+                  seen = shmid >= 0 and libc.shmat(shmid, None, 0) not in (None, ctypes.c_void_p(-1).value)"""))),
+        Entry("sysv_shm_left_behind", "creates three 64 MB System V segments, touches them and "
+              "leaves them attached to nothing", source=in_predict(SHM + """
+                  for _ in range(3):
+                      shmid = libc.shmget(0, 64 << 20, 0o1666)
+                      address = libc.shmat(shmid, None, 0)
+                      if address not in (None, ctypes.c_void_p(-1).value):
+                          ctypes.memset(address, 1, 64 << 20)
+                          libc.shmdt(ctypes.c_void_p(address))""")),
+        Entry("sysv_shm_over_the_limit", "pins more shared memory than --memory allows",
+              source=in_predict(SHM + """
+                  for _ in range(20):
+                      shmid = libc.shmget(0, 64 << 20, 0o1600)
+                      address = libc.shmat(shmid, None, 0)
+                      ctypes.memset(address, 1, 64 << 20)"""),
+              expect={"predict": r"memory limit|can't allocate memory|killed by"}),
+        Entry("unix_sockets", "connects to the host's Unix sockets (world-writable and root-only); "
+              "answers wrong only if it could", source=edit("    return y_pred\n",
+              "    return y_pred.flip(0) if reached else y_pred\n", in_predict(f"""
+                  import socket
+                  reached = False
+                  for path in {list(HOST_SOCKETS)!r}:
+                      try:
+                          socket.socket(socket.AF_UNIX).connect(path)
+                          reached = True
+                      except OSError:
+                          pass"""))),
+        Entry("udp_out", "sends UDP datagrams out; answers wrong only if one left",
+              source=edit("    return y_pred\n", "    return y_pred.flip(0) if sent else y_pred\n",
+                          in_predict("""
+                  import socket
+                  sent = False
+                  for address in (("127.0.0.1", 9), ("10.0.0.1", 53)):
+                      try:
+                          socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", address)
+                          sent = True
+                      except OSError:
+                          pass"""))),
+        Entry("deep_fork_chain", "a 61-deep chain of forks, each link in its own session, left "
+              "running", source=in_predict("""
+                  import os, time
+                  for _ in range(61):
+                      if os.fork() != 0:
+                          break
+                      os.setsid()
+                  else:
+                      time.sleep(120)
+                  if os.getpid() != 1 and os.getppid() not in (0, 1):
+                      time.sleep(120)""")),
+    ]
+    forgeries = [  # replies a child writes itself, then exits: none may crash the judging
+        Entry(f"forged_reply_{label}", f"writes its own reply ({why}) on the result pipe",
+              source=in_predict(f"""
+                  import os, struct
+                  header = ('{{"meta": ' + {meta} + ', "arrays": ' + {arrays} + '}}').encode()
+                  message = struct.pack(">I", len(header)) + header
+                  for fd in range(3, 64):
+                      try:
+                          os.fstat(fd)
+                          os.write(fd, message)
+                      except OSError:
+                          pass
+                  os._exit(0)"""),
+              expect={"predict": r"returned malformed results|exited"})
+        for label, why, meta, arrays in (
+            ("errors_list", "meta errors as a list", """'{"errors": ["x"]}'""", "'[]'"),
+            ("deep_header", "a header nested 100,000 deep", "'[' * 100000 + ']' * 100000", "'[]'"),
+            ("huge_shape", "an array of shape [0, 2**64]", """'{"errors": {}}'""",
+             """'[{"name": "case0/labels", "dtype": "int64", "shape": [0, %d], "offset": 0, "nbytes": 0}]' % 2**64"""),
+        )
+    ] + [
+        Entry("fake_grader_fault", "prints a grader-child line and exits 70, to blame the grader",
+              source=in_predict("""
+                  import os, sys
+                  sys.stderr.write("\\ngrader child: SandboxError: the sandbox failed\\n")
+                  sys.stderr.flush()
+                  os._exit(70)"""),
+              expect={"predict": r"^(?!.*(grader fault|not yours)).*exited \(status 70\)"}),
+    ]
     packaging = [
         Entry("not_a_submission.rar", "an archive format the grader does not read", kind="raw",
               raw=b"Rar!\x1a\x07\x00", expect={ALL: r"is not a \.py, \.zip or folder"}),
@@ -338,7 +482,7 @@ def entries(instructor_files, results_dir):
         Entry("zip_corrupt", "not a zip at all", kind="raw_zip", raw=b"PK\x03\x04 this is not a zip",
               expect={ALL: r"is not a readable zip archive"}),
     ]
-    return bugs + hostile + packaging
+    return bugs + hostile + evasions + walls + forgeries + packaging
 
 
 def write(entry, folder):

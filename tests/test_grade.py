@@ -1,5 +1,6 @@
 """grade.py against its corpus of broken and hostile submissions (tests/grading_corpus.py)."""
 import csv
+import glob
 import json
 import os
 import pathlib
@@ -7,6 +8,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 
 import pytest
 import torch
@@ -23,7 +25,47 @@ CORPUS_MEMORY_MB = "400"
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def host_objects():
+    """What a child must not reach on the host: a root-only System V segment holding a marker,
+    a world-writable Unix socket and one in a root-only folder (grading_corpus.HOST_*)."""
+    import ctypes
+    import socket
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    shmid = libc.shmget(grading_corpus.HOST_SHM_KEY, 4096, 0o1600)  # IPC_CREAT, mode 0600
+    assert shmid >= 0, f"shmget: errno {ctypes.get_errno()}"
+    servers = []
+    open_path, private_path = grading_corpus.HOST_SOCKETS
+    os.makedirs(os.path.dirname(private_path), mode=0o700, exist_ok=True)
+    for path, mode in ((open_path, 0o777), (private_path, 0o700)):
+        if os.path.exists(path):
+            os.unlink(path)
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(100)
+        os.chmod(path, mode)
+        servers.append(server)
+    yield
+    libc.shmctl(shmid, 0, None)  # IPC_RMID
+    for server, path in zip(servers, grading_corpus.HOST_SOCKETS):
+        server.close()
+        os.unlink(path)
+    os.rmdir(os.path.dirname(private_path))
+
+
+def sysv_segments_of(uids):
+    """(id, creator uid) of every System V shared-memory segment the host sees made by `uids`."""
+    with open("/proc/sysvipc/shm") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return [(r[1], int(r[9])) for r in rows if int(r[9]) in uids]
+
+
+def grader_temp_folders():
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "two-layer-net-grade-*")))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, host_objects):
     """The whole corpus graded in one batch, as an instructor would run it."""
     folder = tmp_path_factory.mktemp("corpus")
     out = tmp_path_factory.mktemp("results")
@@ -38,6 +80,7 @@ def corpus(tmp_path_factory):
     env = {"GRADER_SECRET_SEED": secret, "GRADER_SANDBOX_UID": str(uid_base)}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    temp_before = grader_temp_folders()
     try:
         code = grade.main([*paths, "--out", str(out), "--timeout", CORPUS_TIMEOUT,
                            "--memory", CORPUS_MEMORY_MB, "--jobs", "2"])
@@ -48,7 +91,7 @@ def corpus(tmp_path_factory):
             else:
                 os.environ[k] = v
     return {"code": code, "out": out, "entries": entries, "secret": secret, "paths": paths,
-            "uid_base": uid_base}
+            "uid_base": uid_base, "temp_left": grader_temp_folders() - temp_before}
 
 
 def load_results(out, name):
@@ -82,6 +125,24 @@ def test_corpus_verdict(corpus, index):
     assert result["score"] == sum(t["score"] for t in result["tests"])
 
 
+def test_flags_name_what_the_grader_detected(corpus):
+    with open(corpus["out"] / "grades.csv") as f:
+        flags = {r["name"]: r["flags"] for r in csv.DictReader(f)}
+    for entry in corpus["entries"]:
+        got = flags[grading_corpus.result_name(entry)]
+        if entry.flags:
+            assert re.search(entry.flags, got), (entry.name, got)
+        elif entry.name in ("correct", "half_regulariser", "predict_argmin"):
+            assert got == "", (entry.name, got)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandbox uids exist only under root")
+def test_no_system_v_segment_or_temp_folder_outlives_the_batch(corpus):
+    uids = set(range(corpus["uid_base"], corpus["uid_base"] + 100))
+    assert sysv_segments_of(uids) == [], "a submission's shared memory outlived it"
+    assert corpus["temp_left"] == set(), "the grader left its run folder behind"
+
+
 def test_results_follow_gradescopes_schema(corpus):
     result = load_results(corpus["out"], "correct")
     assert result["score"] == 100
@@ -101,7 +162,7 @@ def test_grades_csv_has_a_row_per_submission(corpus):
     with open(corpus["out"] / "grades.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(corpus["entries"])
-    assert list(rows[0]) == ["name", *rubric.RUBRIC, "total"]
+    assert list(rows[0]) == ["name", *rubric.RUBRIC, "total", "flags"]
     by_name = {r["name"]: r for r in rows}
     assert by_name["correct"]["total"] == "100"
     assert by_name["predict_argmin"]["predict"] == "0" and by_name["predict_argmin"]["total"] == "90"
@@ -213,8 +274,9 @@ def small_notebook(*cells):
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Three notebooks graded with --execute: one that works, one that raises, one that hangs."""
+def executed(tmp_path_factory, host_objects):
+    """Notebooks graded with --execute: one that works, one that raises, one that hangs, one
+    whose kernel dies, and one that tries every wall."""
     folder = tmp_path_factory.mktemp("notebooks")
     out = tmp_path_factory.mktemp("notebook-results")
     reference = open(os.path.join(ROOT, "two_layer_net.py")).read()
@@ -229,6 +291,8 @@ def executed(tmp_path_factory):
             "from IPython.display import HTML\nHTML('<img src=x onerror=alert(1)>')"),
         "raises": small_notebook("x = 1", "raise ValueError('the student broke it')", "print('after')"),
         "hangs": small_notebook("while True:\n    pass"),
+        "dies": small_notebook("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "print('never')"),
+        "walls": small_notebook(*HOSTILE_NOTEBOOK_CELLS),
     }
     paths = []
     for name, text in notebooks.items():
@@ -236,8 +300,42 @@ def executed(tmp_path_factory):
         (folder / name / "two_layer_net.py").write_text(reference)
         (folder / name / "two_layer_net.ipynb").write_text(text)
         paths.append(str(folder / name))
-    code = grade.main([*paths, "--out", str(out), "--execute", "--notebook-timeout", "20"])
-    return {"code": code, "out": out, "paths": paths}
+    uid_base = 100_000 + secrets.randbelow(800_000)
+    os.environ["GRADER_SANDBOX_UID"] = str(uid_base)
+    try:
+        code = grade.main([*paths, "--out", str(out), "--execute", "--notebook-timeout", "20"])
+    finally:
+        del os.environ["GRADER_SANDBOX_UID"]
+    return {"code": code, "out": out, "paths": paths, "uid_base": uid_base}
+
+
+HOSTILE_NOTEBOOK_CELLS = [  # what a notebook reached on main: host IPC, host sockets, processes
+    "import ctypes, os, socket, time\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+    "libc.shmat.restype = ctypes.c_void_p\n"
+    f"shmid = libc.shmget({grading_corpus.HOST_SHM_KEY}, 0, 0)\n"
+    "print('SHM', shmid >= 0 and libc.shmat(shmid, None, 0) not in (None, ctypes.c_void_p(-1).value))",
+    "reached = []\n"
+    f"for path in {list(grading_corpus.HOST_SOCKETS)!r}:\n"
+    "    try:\n        socket.socket(socket.AF_UNIX).connect(path)\n        reached.append(path)\n"
+    "    except OSError:\n        pass\nprint('SOCKETS', len(reached))",
+    "forked = 0\nfor _ in range(100):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+    "    if pid == 0:\n        time.sleep(5)\n        os._exit(0)\n    forked += 1\nprint('FORKED', forked)",
+    "if os.fork() == 0:\n    for _ in range(61):\n        if os.fork() != 0:\n            os._exit(0)\n"
+    "        os.setsid()\n    time.sleep(300)\n    os._exit(0)\nprint('CHAIN started')",
+]
+
+
+def processes_of(uids):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if uid in uids:
+            found.append(pid)
+    return found
 
 
 def test_execute_runs_the_notebook_against_the_submissions_module(executed):
@@ -268,6 +366,36 @@ def test_execution_errors_are_reported_and_do_not_stop_the_batch(executed):
     assert hangs["score"] == 100
     assert re.search(r"Notebook: .*(timed out|Timeout|did not finish)", hangs["output"], re.I)
     assert (executed["out"] / "hangs" / "report.html").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the walls of notebooks as root")
+def test_notebooks_run_behind_the_same_walls_as_test_children(executed, host_objects):
+    html = (executed["out"] / "walls" / "report.html").read_text()
+    assert "SHM False" in html, "the notebook attached a root-only System V segment"
+    assert "SOCKETS 0" in html, "the notebook reached a Unix socket of the host"
+    forked = int(re.search(r"FORKED (\d+)", html).group(1))
+    assert forked < 100, "the notebook's processes are not limited"
+    time.sleep(1)
+    assert processes_of(range(executed["uid_base"], executed["uid_base"] + 100)) == []
+
+
+def test_a_dead_kernel_is_noticed_at_once(executed):
+    dies = load_results(executed["out"], "dies")
+    assert re.search(r"kernel died|DeadKernel", dies["output"], re.I), dies["output"]
+    assert dies["execution_time"] < 15, "the dead kernel held its slot"
+
+
+def test_the_kits_own_notebook_runs_clean_under_the_default_limits(tmp_path):
+    """A correct student's notebook (the kit's notebook with the reference module), executed
+    with grade.py's default --memory and timeouts: no cell may fail."""
+    sub = tmp_path / "student"
+    sub.mkdir()
+    shutil.copy(os.path.join(ROOT, "two_layer_net.py"), sub)
+    shutil.copy(os.path.join(ROOT, "two_layer_net.ipynb"), sub)
+    out = tmp_path / "out"
+    assert grade.main([str(sub), "--out", str(out), "--execute"]) == 0
+    result = load_results(out, "student")
+    assert "ran from top to bottom without errors" in result["output"], result["output"]
 
 
 def test_a_rerun_skips_unchanged_submissions_and_regrades_changed_ones(tmp_path):

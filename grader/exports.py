@@ -1,0 +1,334 @@
+"""Folders of many submissions as instructors download them, expanded into one Submission each.
+
+grader.submission.collect asks `expand` about every SUB; three layouts are recognised:
+
+- Gradescope's "Export Submissions": `submission_metadata.yml` at the root (of the folder, of the
+  one folder it was unzipped into, or of the .zip itself) and one entry a submission,
+  `submission_<id>/`. Ruby writes the YAML: each entry maps to `:submitters:` (a list of
+  `:name:`, `:sid:`, `:email:`), `:created_at:`, `:score:`, `:results:`, `:history:`; PyYAML's
+  safe_load reads a symbol key as a string with a leading colon (':submitters').
+- Canvas's "Download Submissions": a flat folder of `<name>_[LATE_]<user id>_<file id>_<file>`,
+  where <name> is the student's sortable name keeping only letters, digits and `_`, lowercased,
+  and <file> the name the student uploaded (`-1`, `-2` before the extension when a file of that
+  name was uploaded before). Text and URL entries are `<name>_[LATE_]<user id>_text.html`
+  and `..._link.html`.
+- A folder of student folders: no two_layer_net.py at its top, two or more subfolders holding a
+  submission; each subfolder is one, named after it.
+
+A row is named after its student: Gradescope's first submitter's sid (unique in a roster, stable
+across re-exports and name changes, and what gradebooks join on), else their name, else their
+email's user part; Canvas's <name>, else the user id. Who it is goes in `identity`, for the
+gradebook: `student`, `email`, `sid` (all submitters of a group, joined with "; "),
+`submitted_at` (ISO 8601) and `late` where the export says.
+"""
+import os
+import re
+import zipfile
+
+import yaml
+
+from grader import submission
+from grader.submission import (
+    IGNORED_DIRS,
+    KEPT_SUFFIXES,
+    MODULE,
+    NOTEBOOK,
+    Submission,
+    SubmissionError,
+    load,
+)
+
+METADATA = "submission_metadata.yml"
+MAX_EXPORT_BYTES = 4 << 30
+MAX_EXPORT_MEMBERS = 200_000
+CANVAS_UPLOAD = re.compile(r"(?:(?P<student>.+?)_)??(?P<late>late_)?(?P<user>[0-9]+)_"
+                           r"(?P<file>[0-9]+)_(?P<original>.+)", re.IGNORECASE)
+CANVAS_ENTRY = re.compile(r"(?:(?P<student>.+?)_)??(?P<late>late_)?(?P<user>[0-9]+)_"
+                          r"(?P<kind>text|link)\.html", re.IGNORECASE)
+RESUBMITTED = re.compile(r"(?P<stem>.+)-[0-9]+(?P<ext>\.(?:py|ipynb|zip))", re.IGNORECASE)
+
+
+def expand(path):
+    """The submissions in `path` when it is an export of many; None when it is one submission."""
+    if os.path.islink(path):
+        return None
+    if os.path.isdir(path):
+        root = _gradescope_root(path)
+        if root is not None:
+            return _gradescope_folder(root)
+        entries = _visible(path)
+        if MODULE in entries:
+            return None
+        return _canvas_folder(path, entries) or _student_folders(path, entries)
+    if os.path.isfile(path) and path.lower().endswith(".zip"):
+        return _gradescope_zip(path)
+    return None
+
+
+def _visible(folder):
+    return sorted(name for name in os.listdir(folder)
+                  if not name.startswith(".") and name not in IGNORED_DIRS)
+
+
+def _is_dir(path):
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def _holds_submission(folder):
+    """Whether `folder` holds two_layer_net.py (a few folders down) or a .zip at its top."""
+    return any(os.path.basename(rel) == MODULE
+               or (os.sep not in rel and rel.lower().endswith(".zip"))
+               for rel in submission.walk(folder))
+
+
+
+def _gradescope_root(folder):
+    """`folder` or the one folder inside it when it holds Gradescope's metadata, else None."""
+    if os.path.lexists(os.path.join(folder, METADATA)):
+        return folder
+    entries = _visible(folder)
+    inner = os.path.join(folder, entries[0]) if len(entries) == 1 else None
+    if inner and _is_dir(inner) and os.path.lexists(os.path.join(inner, METADATA)):
+        return inner
+    return None
+
+
+def _gradescope_folder(root):
+    """The submissions of the unzipped Gradescope export at `root`."""
+    try:
+        metadata, problem = _parse_metadata(submission.read_file(os.path.join(root, METADATA)))
+    except (SubmissionError, OSError) as e:
+        metadata, problem = {}, f"Gradescope's {METADATA} in '{root}' cannot be read ({e})"
+    present = {}
+    for name in _visible(root):
+        full = os.path.join(root, name)
+        if name != METADATA and (_is_dir(full) or name in metadata
+                                 or name.lower().endswith((".py", ".zip"))):
+            present[name] = full
+    return _gradescope(metadata, problem, present, lambda key: load(present[key], name=key), root)
+
+
+def _gradescope_zip(path):
+    """The Gradescope export in the .zip at `path`, or None when it is not one."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return None  # not an export; load() says what is wrong with it
+    with archive:
+        infos = archive.infolist()
+        root = _zip_root([info.filename for info in infos])
+        if root is None:
+            if _is_canvas_download([info.filename for info in infos]):
+                raise submission.UsageError(
+                    f"'{path}' is a Canvas bulk download; unzip it and pass the folder")
+            return None
+        size = os.path.getsize(path)
+        if size > MAX_EXPORT_BYTES or len(infos) > MAX_EXPORT_MEMBERS:
+            raise submission.UsageError(
+                f"Gradescope export '{path}' has {size} bytes in {len(infos)} members, more "
+                f"than the {MAX_EXPORT_BYTES >> 30} GB in {MAX_EXPORT_MEMBERS} the grader reads "
+                "from a .zip; unzip it and pass the folder")
+        base = os.path.basename(path)
+        grouped = {}
+        for info in infos:
+            top = info.filename[len(root):].split("/")[0] if info.filename.startswith(root) else ""
+            if top and top != METADATA and not top.startswith(".") and top not in IGNORED_DIRS:
+                grouped.setdefault(top, []).append(info)
+        try:
+            meta_info = archive.getinfo(root + METADATA)
+            submission.check_member(meta_info, f"archive '{base}'")
+            metadata, problem = _parse_metadata(
+                submission.read_member(archive, meta_info, f"archive '{base}'"))
+        except SubmissionError as e:
+            metadata, problem = {}, f"Gradescope's {METADATA} in '{base}' cannot be read ({e})"
+        return _gradescope(metadata, problem, grouped,
+                           lambda key: _zip_entry(archive, grouped[key], path, root, key), path)
+
+
+def _zip_entry(archive, members, path, root, key):
+    """The submission in the export's folder `key`, read from the archive."""
+    where = f"'{key}' in archive '{os.path.basename(path)}'"
+    sub = Submission(key, f"{os.path.abspath(path)}:{root}{key}")
+    try:
+        if len(members) > submission.MAX_MEMBERS:
+            raise SubmissionError(f"{where} has {len(members)} files, more than "
+                                  f"{submission.MAX_MEMBERS}")
+        if len(members) == 1 and members[0].filename == root + key:
+            raise SubmissionError(f"{where} is a file, not a submission's folder")
+        sub.files = submission.files_from_members(archive, members, where, prefix=f"{root}{key}/")
+    except SubmissionError as e:
+        sub.error = str(e)
+    return sub
+
+
+def _zip_root(names):
+    """'' or 'folder/' when the archive holds a Gradescope export there, else None."""
+    if METADATA in names:
+        return ""
+    tops = {name.split("/")[0] for name in names if not name.startswith("__MACOSX/")}
+    if len(tops) == 1 and f"{next(iter(tops))}/{METADATA}" in names:
+        return next(iter(tops)) + "/"
+    return None
+
+
+def _parse_metadata(data):
+    """({entry: record}, None), or ({}, what is wrong) for metadata that cannot be used."""
+    unusable = "; rows are named after the export's folders and their submitters are unknown"
+    try:
+        document = yaml.safe_load(data)
+    except yaml.YAMLError as e:
+        reason = " ".join(str(e).split())
+        return {}, f"Gradescope's {METADATA} cannot be parsed ({reason}){unusable}"
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        return {}, f"Gradescope's {METADATA} is not a mapping of submission folders{unusable}"
+    return {str(key): record for key, record in document.items()}, None
+
+
+def _gradescope(metadata, problem, present, load_entry, where):
+    """One Submission for every entry present in the export or listed in its metadata."""
+    subs = []
+    for key in sorted(set(present) | set(metadata)):
+        record = metadata.get(key)
+        identity, name = _submitters(record)
+        if key in present:
+            sub = load_entry(key)
+        else:
+            who = f" ({identity['student']})" if identity.get("student") else ""
+            sub = Submission(key, os.path.join(str(where), key),
+                             error=f"Gradescope's {METADATA} lists '{key}'{who}, but the export "
+                                   "holds no such folder; download the export again")
+        sub.identity = identity
+        if name:
+            sub.name = name
+        if problem:
+            sub.notes.append(problem)
+        elif record is None:
+            sub.notes.append(f"'{key}' is in the Gradescope export but not in its {METADATA}; "
+                             "its submitters are unknown")
+        elif not identity.get("student") and not identity.get("sid"):
+            sub.notes.append(f"Gradescope's {METADATA} names no submitter for '{key}'")
+        subs.append(sub)
+    return subs
+
+
+def _field(record, key):
+    return record.get(":" + key, record.get(key)) if isinstance(record, dict) else None
+
+
+def _text(value):
+    return "" if value is None else str(value).strip()
+
+
+def _submitters(record):
+    """(identity, the row's name or None) from one entry of the metadata."""
+    people = _field(record, "submitters")
+    people = [p for p in people if isinstance(p, dict)] if isinstance(people, list) else []
+    identity = {}
+    for key, field in (("student", "name"), ("email", "email"), ("sid", "sid")):
+        values = [_text(_field(person, field)) for person in people]
+        if any(values):
+            identity[key] = "; ".join(values)
+    created = _field(record, "created_at")
+    if created is not None:
+        identity["submitted_at"] = (created.isoformat() if hasattr(created, "isoformat")
+                                    else _text(created))
+    if not people:
+        return identity, None
+    first = people[0]
+    name = (_text(_field(first, "sid")) or _text(_field(first, "name"))
+            or _text(_field(first, "email")).split("@")[0])
+    return identity, name or None
+
+
+
+def _restore(original):
+    """The name the student gave a file, without the `-1` Canvas adds to a re-uploaded one."""
+    match = RESUBMITTED.fullmatch(original)
+    return match["stem"] + match["ext"] if match else original
+
+
+def _is_canvas_download(names):
+    """Whether a flat list of file names is Canvas's: some upload of this assignment renamed
+    the Canvas way, and no file with the assignment's own name."""
+    if any(os.path.basename(name) == MODULE for name in names):
+        return False
+    originals = [_restore(match["original"]) for match in map(CANVAS_UPLOAD.fullmatch, names)
+                 if match]
+    return any(name in (MODULE, NOTEBOOK) or name.lower().endswith(".zip") for name in originals)
+
+
+def _canvas_folder(folder, entries):
+    """The students of a Canvas bulk download in `folder`, or None when it is not one."""
+    if not _is_canvas_download(entries):
+        return None
+    students, others = {}, []
+    for name in entries:
+        match = None if _is_dir(os.path.join(folder, name)) else (
+            CANVAS_UPLOAD.fullmatch(name) or CANVAS_ENTRY.fullmatch(name))
+        if match:
+            students.setdefault(match["user"], []).append((name, match))
+        else:
+            others.append(name)
+    subs = [_canvas_student(folder, user, items)
+            for user, items in sorted(students.items(), key=lambda item: int(item[0]))]
+    for name in others:  # anything else that is a submission is graded on its own
+        full = os.path.join(folder, name)
+        if (_holds_submission(full) if _is_dir(full) else name.lower().endswith((".py", ".zip"))):
+            subs.append(load(full))
+    return subs
+
+
+def _canvas_student(folder, user, items):
+    """The submission of Canvas user `user` from their (file name, match) items."""
+    items = sorted(items, key=lambda item: (item[1].re is CANVAS_ENTRY, item[0]))
+    student = next((match["student"] for _, match in items if match["student"]), "")
+    identity = {"student": student} if student else {}
+    identity.update(sid=user, late=any(match["late"] for _, match in items))
+    who = f"'{student or user}'"
+    sub = Submission(student or user, os.path.abspath(os.path.join(folder, items[0][0])),
+                     identity=identity)
+    uploads = [(name, match) for name, match in items if match.re is CANVAS_UPLOAD]
+    try:
+        if not uploads:
+            kind = "a text entry" if items[0][1]["kind"].lower() == "text" else "a web address"
+            raise SubmissionError(f"the Canvas submission of {who} is {kind}, not files; "
+                                  f"{MODULE} must be uploaded as a file")
+        files, origin = {}, {}
+        for name, match in uploads:
+            full = os.path.join(folder, name)
+            original = _restore(match["original"])
+            if original.lower().endswith(".zip"):
+                found = submission.from_zip(full)
+            elif original.endswith(KEPT_SUFFIXES):
+                found = {original: submission.read_file(full)}
+            else:
+                continue
+            for kept, data in found.items():
+                if kept in files and files[kept] != data:
+                    raise SubmissionError(f"the Canvas download holds two different {kept} of "
+                                          f"{who} ('{origin[kept]}' and '{name}'); keep one")
+                files[kept] = data
+                origin.setdefault(kept, name)
+        if MODULE not in files:
+            uploaded = ", ".join(match["original"] for _, match in uploads)
+            raise SubmissionError(f"the Canvas download holds no {MODULE} of {who} (uploaded: "
+                                  f"{uploaded}); submit the file with exactly that name")
+        sub.files = files
+    except SubmissionError as e:
+        sub.error = str(e)
+    except OSError as e:
+        sub.error = f"a file of {who} in the Canvas download cannot be read ({e.strerror or e})"
+    return sub
+
+
+
+def _student_folders(folder, entries):
+    """One submission a subfolder when two or more hold one, or None."""
+    dirs = [name for name in entries if _is_dir(os.path.join(folder, name))]
+    if sum(_holds_submission(os.path.join(folder, name)) for name in dirs) < 2:
+        return None
+    loose = [name for name in entries
+             if name not in dirs and name.lower().endswith((".py", ".zip"))]
+    return [load(os.path.join(folder, name)) for name in dirs + loose]

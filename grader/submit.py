@@ -1,0 +1,239 @@
+"""`grade.py submit`: the student's checked submission.zip (part of the student release).
+
+A submission is a zip of `two_layer_net.py`, the executed `two_layer_net.ipynb` and, when the
+student has one, `linear_classifier.py` (code written for the original course imports from it;
+the grader prefers a submission's own copy to its stand-in). It is refused while the notebook
+has cells that never ran or the module does not import. It is written, with a list of what is
+still missing, when check cells print FAIL or questions are unanswered: the student decides.
+
+The notebook's cells are found by their tags (cell metadata), which survive a student's edits:
+`check` marks a check cell, `question:<id>` a written question and `answer:<id>` the cell that
+holds its answer (ids q1, q2, ...). An answer cell that still holds ANSWER_PLACEHOLDER, or
+nothing, is unanswered.
+"""
+import io
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+from grader.report import write_atomically
+
+MODULE = "two_layer_net.py"
+NOTEBOOK = "two_layer_net.ipynb"
+OWN_HELPER = "linear_classifier.py"
+ANSWER_PLACEHOLDER = "*Your answer:*"
+CHECK_TAG = "check"
+QUESTION_TAG = "question:"
+ANSWER_TAG = "answer:"
+# Importing torch alone takes seconds on a cold laptop; a module that needs minutes does work
+# at import time (training at the top level) that the grader's timeouts will not allow either.
+IMPORT_TIMEOUT = 120.0
+# A check line quoted in the list of failing checks is cut to this many characters.
+QUOTE_LIMIT = 110
+
+_FAIL = re.compile(r": FAIL\b")
+_HEADING = re.compile(r"^#{1,6}\s+(.*\S)")
+
+
+class SubmitError(ValueError):
+    """The submission cannot be zipped; the message says why and what to do."""
+
+
+@dataclass
+class SubmissionZip:
+    """A written submission archive and what it still lacks (the student may upload it anyway)."""
+    out: str
+    files: list = field(default_factory=list)  # member names
+    size: int = 0
+    failing_checks: list = field(default_factory=list)  # sentences, one per failing check cell
+    unanswered: list = field(default_factory=list)  # sentences, one per unanswered question
+
+
+def read_notebook(path):
+    """The notebook at `path`; SubmitError when it cannot be read."""
+    import nbformat
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return nbformat.read(f, as_version=4)
+    except Exception as e:  # nbformat raises many kinds on malformed files
+        raise SubmitError(f"{NOTEBOOK} is not a readable notebook ({type(e).__name__}: "
+                          f"{str(e)[:150]}); open it in Jupyter, run it top to bottom and "
+                          "save it") from None
+
+
+def tags(cell):
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def tagged_id(cell, prefix):
+    """The id in the cell's `<prefix><id>` tag (e.g. "q2" for "answer:q2"), or None."""
+    for tag in tags(cell):
+        if tag.startswith(prefix) and len(tag) > len(prefix):
+            return tag[len(prefix):]
+    return None
+
+
+def notebook_problems(notebook):
+    """Why the notebook cannot be submitted yet, as a list of sentences (empty: fine)."""
+    code = [(number, cell) for number, cell in enumerate(notebook.cells, 1)
+            if cell.cell_type == "code" and cell.source.strip()]
+    unrun = [(number, cell) for number, cell in code if cell.get("execution_count") is None]
+    if not unrun:
+        return []
+    named = [f"cell {number} ({cell.source.strip().splitlines()[0][:40]!r})"
+             for number, cell in unrun[:3]]
+    more = f" and {len(unrun) - 3} more" if len(unrun) > 3 else ""
+    return [f"{NOTEBOOK} has not been run: {len(unrun)} of its {len(code)} code cells were "
+            f"never executed ({', '.join(named)}{more}); run it top to bottom (Kernel > Restart "
+            "Kernel and Run All Cells) and save it"]
+
+
+def _printed(cell):
+    """What a code cell printed: its stream text and its errors, one string."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            parts.append(output.get("text", ""))
+        elif output.get("output_type") == "error":
+            parts.append(f"{output.get('ename')}: {output.get('evalue')}: FAIL\n")
+    return "".join(parts)
+
+
+def _quote(text):
+    text = " ".join(text.split())
+    return text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT - 3] + "..."
+
+
+def failing_checks(notebook):
+    """A sentence for every check cell whose output has a FAIL line or an error."""
+    found, section = [], None
+    for number, cell in enumerate(notebook.cells, 1):
+        if cell.cell_type == "markdown":
+            headings = [m.group(1) for m in map(_HEADING.match, cell.source.splitlines()) if m]
+            section = headings[-1] if headings else section
+            continue
+        if cell.cell_type != "code" or CHECK_TAG not in tags(cell):
+            continue
+        lines = [line for line in _printed(cell).splitlines() if _FAIL.search(line)]
+        if lines:
+            where = f"cell {number}" + (f" ({section})" if section else "")
+            more = f" (and {len(lines) - 1} more FAIL lines)" if len(lines) > 1 else ""
+            found.append(f"{where}: {_quote(lines[0])}{more}")
+    return found
+
+
+def unanswered_questions(notebook):
+    """A sentence for every question whose answer cell is empty or still the placeholder."""
+    questions = {}
+    for cell in notebook.cells:
+        qid = tagged_id(cell, QUESTION_TAG)
+        if qid:
+            bold = re.search(r"\*\*(.+?)\*\*", cell.source)
+            questions[qid] = bold.group(1) if bold else _quote(cell.source)
+    found = []
+    for number, cell in enumerate(notebook.cells, 1):
+        qid = tagged_id(cell, ANSWER_TAG)
+        if qid is None:
+            continue
+        text = cell.source.strip()
+        if text.startswith(ANSWER_PLACEHOLDER):
+            text = text[len(ANSWER_PLACEHOLDER):].strip()
+        if not text:
+            title = questions.get(qid, qid)
+            found.append(f"{title} (cell {number}, still empty)")
+    return found
+
+
+def import_problem(folder, timeout=IMPORT_TIMEOUT):
+    """Why two_layer_net.py in `folder` does not import, in a sentence; None when it does.
+
+    The import runs in a fresh interpreter in `folder` (like the notebook), with the grader's
+    stand-in for linear_classifier after the folder's own modules.
+    """
+    from grader.batch import STANDIN
+
+    with tempfile.TemporaryDirectory() as standin:
+        with open(os.path.join(standin, OWN_HELPER), "w") as f:
+            f.write(STANDIN)
+        env = dict(os.environ, PYTHONPATH=standin, PYTHONDONTWRITEBYTECODE="1")
+        try:
+            done = subprocess.run([sys.executable, "-c", "import two_layer_net"], cwd=folder,
+                                  env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return (f"importing {MODULE} did not finish in {timeout:g} s; move any training or "
+                    "long loop at the top level under `if __name__ == \"__main__\":`")
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else f"exit status {done.returncode}"
+    frame = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)')
+    where = [m for m in map(frame.match, lines)
+             if m and os.path.basename(m.group("file")) == MODULE]
+    at = f" ({MODULE}, line {where[-1].group('line')})" if where else ""
+    return (f"{MODULE} does not import: {last}{at}; fix it (python -c \"import two_layer_net\" "
+            "shows the whole error)")
+
+
+def make_submission(*, folder, out):
+    """Zip the module and the executed notebook in `folder` into `out` (atomically); returns a
+    SubmissionZip. SubmitError, with every reason, when they are not ready."""
+    folder = os.path.abspath(folder)
+    out = os.path.join(folder, out) if not os.path.isabs(out) else out
+    if os.path.isdir(out):
+        raise SubmitError(f"'{out}' is a folder; pass the name of the zip to write, e.g. "
+                          "--out submission.zip")
+    if not os.path.isdir(os.path.dirname(out)):
+        raise SubmitError(f"the folder of '{out}' does not exist; create it or pass another "
+                          "--out")
+    missing = [name for name in (MODULE, NOTEBOOK) if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise SubmitError(f"no {' and no '.join(missing)} in {folder}; run `python grade.py "
+                          "submit` in the folder that holds your two_layer_net.py and "
+                          "two_layer_net.ipynb")
+    try:
+        notebook = read_notebook(os.path.join(folder, NOTEBOOK))
+        problems = notebook_problems(notebook)
+    except SubmitError as e:
+        notebook, problems = None, [str(e)]
+    broken = import_problem(folder)
+    if broken:
+        problems.append(broken)
+    if problems:
+        raise SubmitError("not submitted:\n" + "\n".join(f"- {p}" for p in problems))
+    names = [MODULE, NOTEBOOK] + ([OWN_HELPER] if os.path.isfile(os.path.join(folder, OWN_HELPER))
+                                 else [])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            archive.write(os.path.join(folder, name), name)
+    write_atomically(out, buffer.getvalue())
+    return SubmissionZip(out=out, files=names, size=os.path.getsize(out),
+                         failing_checks=failing_checks(notebook),
+                         unanswered=unanswered_questions(notebook))
+
+
+def write_submission(*, folder, out):
+    """`grade.py submit`: zip the submission or say why not; the exit code."""
+    try:
+        made = make_submission(folder=folder, out=out)
+    except SubmitError as e:
+        print(f"grade.py submit: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {made.out} ({', '.join(made.files)}; {made.size / 1024:.0f} KB): upload this "
+          "file. Run `python grade.py` first to see your points on the self-check.")
+    if made.failing_checks or made.unanswered:
+        print("Still missing in the notebook as saved (you may upload it as it is, or fix these, "
+              "run the notebook again, save it and run `python grade.py submit` again):")
+        if made.failing_checks:
+            print(f"- {len(made.failing_checks)} check cells do not print PASS:")
+            print("".join(f"    {line}\n" for line in made.failing_checks), end="")
+        if made.unanswered:
+            print(f"- {len(made.unanswered)} questions have no answer yet:")
+            print("".join(f"    {line}\n" for line in made.unanswered), end="")
+    return 0

@@ -1,0 +1,158 @@
+"""A batch as an instructor runs it: usage errors, one grader per folder, Ctrl-C, concurrency."""
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+import grade
+import grading_corpus
+from conftest import ROOT
+
+SOLUTION = open(os.path.join(ROOT, "tests", "submissions", "student_solution.py")).read()
+LOOPING = grading_corpus.in_predict("while True:\n    pass")
+# Ctrl-C must end a batch this fast, whatever its children are doing.
+STOP_WITHIN_S = 2.0
+
+
+def write_subs(folder, sources):
+    """{name: source} as folder/<name>.py; returns the paths."""
+    folder.mkdir(exist_ok=True)
+    for name, source in sources.items():
+        (folder / f"{name}.py").write_text(source)
+    return [str(folder / f"{name}.py") for name in sources]
+
+
+def rows_of(out):
+    with open(out / "grades.csv") as f:
+        return {r["name"]: r for r in csv.DictReader(f)}
+
+
+def test_a_sub_that_does_not_exist_is_a_usage_error_before_any_grading(tmp_path, capsys):
+    good = write_subs(tmp_path / "subs", {"amy": SOLUTION})
+    out = tmp_path / "out"
+    assert grade.main([*good, str(tmp_path / "nope.py"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "nope.py" in err and "does not exist" in err
+    assert not out.exists(), "something was graded or written before the usage error"
+
+
+@pytest.mark.parametrize("layout", ["file", "under_a_file"])
+def test_an_out_that_is_a_file_is_a_usage_error(tmp_path, capsys, layout):
+    subs = write_subs(tmp_path / "subs", {"amy": SOLUTION})
+    (tmp_path / "taken").write_text("not a folder")
+    out = tmp_path / "taken" if layout == "file" else tmp_path / "taken" / "results"
+    assert grade.main([*subs, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file" in err and "Traceback" not in err
+    assert (tmp_path / "taken").read_text() == "not a folder"
+
+
+def test_results_never_collide_with_the_batchs_own_files(tmp_path):
+    subs = write_subs(tmp_path / "subs", {"grades.csv": SOLUTION, "scores.png": SOLUTION,
+                                          "GRADES.CSV": SOLUTION})
+    out = tmp_path / "out"
+    assert grade.main([*subs, "--out", str(out)]) == 0
+    assert (out / "grades.csv").is_file() and (out / "scores.png").is_file()
+    rows = rows_of(out)
+    assert len(rows) == 3 and all(r["total"] == "100" for r in rows.values())
+
+
+def test_one_folder_per_student_names_the_rows(tmp_path, capsys):
+    for student in ("bob", "carol"):
+        (tmp_path / student).mkdir()
+        (tmp_path / student / "two_layer_net.py").write_text(SOLUTION)
+    for folder, name in (("a", "alice"), ("b", "alice"), ("c", "alice-2")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"{name}.py").write_text(SOLUTION)
+    subs = [str(tmp_path / "bob" / "two_layer_net.py"), str(tmp_path / "carol" / "two_layer_net.py"),
+            str(tmp_path / "a" / "alice.py"), str(tmp_path / "b" / "alice.py"),
+            str(tmp_path / "c" / "alice-2.py")]
+    out = tmp_path / "out"
+    assert grade.main([*subs, "--out", str(out)]) == 0
+    rows = rows_of(out)
+    assert len(rows) == 5 and {"bob", "carol", "alice", "alice-2"} <= set(rows)
+    assert "5 submissions in, 5 rows out" in capsys.readouterr().out
+
+
+def test_a_second_grader_on_the_same_folder_is_refused_and_told_who_holds_it(tmp_path):
+    subs = write_subs(tmp_path / "subs", {"slow": LOOPING})
+    out = tmp_path / "out"
+    first = subprocess.Popen([sys.executable, "grade.py", *subs, "--out", str(out),
+                              "--timeout", "20"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            if (out / ".grade.lock.owner").exists():
+                break
+            time.sleep(0.05)
+        second = subprocess.run([sys.executable, "grade.py", *subs, "--out", str(out)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=30)
+    assert second.returncode == 2, second.stderr
+    assert "is busy" in second.stderr and f"process {first.pid}" in second.stderr
+
+
+def test_ctrl_c_stops_fast_keeps_what_finished_and_the_rerun_resumes(tmp_path):
+    subs = write_subs(tmp_path / "subs", {"amy": SOLUTION, "bob": SOLUTION, **{
+        f"loops{i}": LOOPING for i in range(6)}})
+    out = tmp_path / "out"
+    temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "two-layer-net-grade-*")))
+    grader = subprocess.Popen([sys.executable, "grade.py", *subs, "--out", str(out), "--jobs", "2",
+                               "--timeout", "30"], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    for _ in range(600):  # until amy and bob are done and the looping ones are running
+        if len(glob.glob(str(out / "*" / ".grade-meta.json"))) >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    sent = time.monotonic()
+    grader.send_signal(signal.SIGINT)
+    _, err = grader.communicate(timeout=30)
+    took = time.monotonic() - sent
+    assert grader.returncode == 130, err
+    assert took <= STOP_WITHIN_S, f"Ctrl-C took {took:.1f} s"
+    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert "interrupted" in err
+    finished = {p.split(os.sep)[-2] for p in glob.glob(str(out / "*" / ".grade-meta.json"))}
+    assert {"amy", "bob"} <= finished
+    assert set(rows_of(out)) == finished, "grades.csv must hold exactly the finished results"
+    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "two-layer-net-grade-*")))
+    assert after <= temp_before, "the run folder was left in the temp directory"
+    stamp = (out / "amy" / "results.json").stat().st_mtime_ns
+    fixed = write_subs(tmp_path / "subs", {f"loops{i}": SOLUTION for i in range(6)})
+    assert grade.main([*subs, "--out", str(out), "--timeout", "30"]) == 0
+    assert (out / "amy" / "results.json").stat().st_mtime_ns == stamp, "amy was graded again"
+    assert len(fixed) == 6 and all(r["total"] == "100" for r in rows_of(out).values())
+
+
+@pytest.mark.skipif(os.cpu_count() < 2, reason="needs two cores to overlap the graders")
+def test_graders_at_once_on_the_hostile_corpus_make_no_internal_error(tmp_path):
+    """Three graders at the same time on the corpus's hostile entries, each into its own
+    folder (a scratch-folder race once showed up only under such load)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    entries = [e for e in grading_corpus.entries([], str(tmp_path / "none")) if e.name in {
+        "infinite_loop", "lingering_process", "fork_bomb", "kills_the_grader", "forged_result_pipe",
+        "sysv_shm_left_behind", "deep_fork_chain", "memory_hog_python", "os_exit", "correct"}]
+    paths = [grading_corpus.write(e, str(corpus)) for e in entries]
+    graders = [subprocess.Popen([sys.executable, "grade.py", *paths, "--out", str(tmp_path / f"out{i}"),
+                                 "--timeout", "3", "--memory", "400", "--jobs", "2"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for i in range(3)]
+    errors = [g.communicate(timeout=600)[1] for g in graders]
+    assert [g.returncode for g in graders] == [0, 0, 0], errors
+    for i, err in enumerate(errors):
+        assert "internal error" not in err, err
+        for entry in entries:
+            with open(tmp_path / f"out{i}" / entry.name / "results.json") as f:
+                text = json.dumps(json.load(f))
+            assert "regrade it" not in text and "fault of the grader" not in text, (entry.name, text)
