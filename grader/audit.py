@@ -7,10 +7,11 @@ the submission's code never reaches, and reports three kinds of finding:
 - autograd: gradients computed by torch (`.backward()`, `torch.autograd`, `torch.func`, `.grad`,
   `requires_grad=True`, dual numbers, hooks, `torch.optim`).
 - tampering: reaching the grader's or torch's internals, or leaving the watched process: frames,
-  the autograd engine, `torch._C`, gc walks, `sys.modules`, ctypes, patched modules, raw
-  descriptors and /proc, signals, sockets, other processes.
+  the autograd engine, `torch._C`, gc walks, `sys.modules`, ctypes, the grader's own modules,
+  patched modules, raw descriptors and /proc, signals, sockets, other processes.
 - unverifiable: hiding what is called: computed attribute names, eval/exec/compile, dynamic or
   unknown imports, dunder names, star imports, code loaded from data (pickle, torch.load).
+The kit's helpers.py holds autograd oracles: only its plain helpers may be called.
 
 Guaranteed: a submission whose backward pass uses autograd through any route visible in its source,
 or that hides what it calls anywhere, scores 0 on the gradient tests (`gradient_verdict`). Names
@@ -21,28 +22,36 @@ Not seen: autograd inside a third-party library that the submission calls innoce
 passed under new names through containers or arguments (modules may not be passed at all); a
 descriptor number held in a variable and given to open(); code the submission writes to files at
 run time, caught only by the exec and import rules (importing a module that is neither the
-submission's, the standard library's nor installed is unverifiable). Threads are not flagged: they
-run the submission's own code, read here, in the process the run-time watch covers.
+submission's, the standard library's nor installed is unverifiable; one written under such a name
+is not); environment variables set under computed names. Threads are not flagged: they run the
+submission's own code, read here, in the process the run-time watch covers.
 
-A finding is in the backward pass when it lies at module level (import-time code runs before every
-test) or in a top-level function or class reachable from nn_forward_backward: by name (called,
-passed as a value or decorated), as `module.name` of an own module, or as `obj.method` when a class
-of the submission defines `method`. Code under `if __name__ == "__main__":` is not reachable.
+Only two_layer_net.py and the files it imports are read (no other file runs when it is graded);
+unchanged copies of the kit's modules that come with a release are the kit's. A finding is in the
+backward pass when it lies at module level (import-time code runs before every test) or in a
+top-level function or class reachable from nn_forward_backward: by name (called, passed as a value
+or decorated), as `module.name` of an own module, or as `obj.method` when a class of the
+submission defines `method`. Code under `if __name__ == "__main__":` is not reachable.
 """
 import ast
 import builtins
 import functools
 import importlib.metadata
+import os
 import re
 import sys
 from dataclasses import dataclass
 
+from grader import KIT_ROOT
+
 AUTOGRAD, TAMPERING, UNVERIFIABLE = "autograd", "tampering", "unverifiable"
 ENTRY = "nn_forward_backward"
 MAIN = "__main__"  # the owner of code under `if __name__ == "__main__":`, which nothing reaches
-GRADER_MODULES = {"linear_classifier"}  # the grader supplies it when the submission has none
+KIT_MODULES = {"linear_classifier", "helpers", "grader", "grade", "main"}  # importable in a child
+KIT_COPIES = {"helpers.py", "grade.py", "main.py"}  # a release's copies, often submitted with it
 COMPILED = (".so", ".pyd", ".pyc")  # importable, but not source this audit can read
 DEEP = "code nested too deeply to read"
+MAX_SOURCE = 1 << 20  # bytes of .py in all; a hand-written two_layer_net.py is a few kB
 SHOWN = 3  # findings named in a verdict
 
 
@@ -52,7 +61,7 @@ class Finding:
     kind: str  # AUTOGRAD, TAMPERING or UNVERIFIABLE
     file: str
     line: int
-    what: str  # student-readable: "loss.backward()", "sys._getframe (walks the grader's call stack)"
+    what: str  # for students: "loss.backward()", "sys._getframe (walks the grader's call stack)"
     in_backward: bool
 
 
@@ -60,15 +69,23 @@ def _rules(kind, note, names):
     return {name: (kind, note) for name in names.split()}
 
 
+def _allowed(names):
+    return dict.fromkeys(names.split())
+
+
 STACK = "walks the grader's call stack"
 _SPAWN = " ".join(f"os.{verb}{tail}" for verb in ("exec", "spawn")
                   for tail in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe"))
-# Resolved dotted names, matched from any component on; the longest match decides; None allows.
+# Resolved dotted names; the longest match decides; None allows. Matched from the name's start
+# and from any gateway in it (linear_classifier.torch.autograd is torch.autograd).
+GATEWAYS = {"torch", "functorch", "sys", "os", "builtins", "gc", "ctypes", "importlib", "inspect",
+            "subprocess", "pickle", "helpers", "grader"}
 DOTTED = {
     **_rules(AUTOGRAD, "", "torch.autograd torch.func functorch torch.optim torch.enable_grad "
                            "torch.set_grad_enabled torch.nn.utils.stateless"),
-    **dict.fromkeys("torch.autograd.no_grad torch.autograd.grad_mode.no_grad torch.signal "
-                    "types.SimpleNamespace gc.collect".split()),
+    **_allowed("torch.autograd.no_grad torch.autograd.grad_mode.no_grad types.SimpleNamespace "
+               "gc.collect pickle.dump pickle.dumps pickle.HIGHEST_PROTOCOL marshal.dump "
+               "marshal.dumps"),
     **_rules(TAMPERING, STACK, "sys._getframe sys._current_frames sys._current_exceptions "
              "sys.settrace sys.setprofile sys.last_traceback sys.monitoring threading.settrace "
              "threading.setprofile threading.settrace_all_threads threading.setprofile_all_threads "
@@ -77,22 +94,31 @@ DOTTED = {
              "sys.path_hooks sys.path_importer_cache sys.addaudithook gc unittest.mock mock"),
     **_rules(TAMPERING, "reads or writes memory directly", "ctypes _ctypes cffi mmap"),
     **_rules(TAMPERING, "torch's internals", "torch.ops torch.library"),
+    **_rules(TAMPERING, "the grader's own code", "grader grade __main__"),
+    **_rules(AUTOGRAD, "the kit's helpers: only its plain ones may be called", "helpers"),
+    **_allowed("helpers.get_toy_data helpers.load_toy_reference helpers.rel_error "
+               "helpers.numeric_gradient helpers.grad_check helpers.MissingGradients "
+               "helpers.require_gradients helpers.load_digits_data helpers.find_cifar10_folder "
+               "helpers.load_cifar10 helpers.plot_stats helpers.plot_loss_curves "
+               "helpers.show_net_weights helpers.use_threads helpers.accuracy helpers.final_loss"),
     **_rules(TAMPERING, "runs code in another process, out of the grader's watch", "subprocess "
              "multiprocessing torch.multiprocessing torch.distributed pty os.system os.popen "
              "os.fork os.forkpty os.posix_spawn os.posix_spawnp asyncio.create_subprocess_exec "
              "asyncio.create_subprocess_shell concurrent.futures.ProcessPoolExecutor " + _SPAWN),
     **_rules(TAMPERING, "writes to descriptors it did not open", "os.write os.writev os.pwrite "
-             "os.pwritev os.dup os.dup2 os.fdopen os.sendfile os.openpty"),
+             "os.pwritev os.dup os.dup2 os.fdopen os.sendfile os.splice os.copy_file_range "
+             "os.openpty fcntl"),
     **_rules(TAMPERING, "signals or leaves the grader's processes", "os.kill os.killpg os.setsid "
              "os.setpgid os.setpgrp os.pidfd_open signal"),
     **_rules(TAMPERING, "opens a network connection", "socket"),
     **_rules(UNVERIFIABLE, "runs code from a string", "builtins.eval builtins.exec "
-             "builtins.compile code codeop timeit doctest runpy cProfile profile trace torch.jit "
-             "torch.fx torch.utils.cpp_extension"),
+             "builtins.compile code codeop timeit doctest runpy cProfile profile trace site "
+             "typing.get_type_hints typing.ForwardRef torch.jit torch.fx "
+             "torch.utils.cpp_extension"),
     **_rules(UNVERIFIABLE, "imports by a computed name", "builtins.__import__ importlib imp "
              "pkgutil pydoc zipimport torch.hub"),
     **_rules(UNVERIFIABLE, "loads code from data", "pickle _pickle cPickle marshal dill "
-             "cloudpickle shelve joblib copyreg torch.package torch.export"),
+             "cloudpickle shelve joblib copyreg pandas.read_pickle torch.package torch.export"),
     **_rules(UNVERIFIABLE, "looks objects up by computed names", "builtins.globals builtins.vars "
              "builtins.locals operator.attrgetter operator.methodcaller string.Formatter "
              "torch.overrides"),
@@ -115,7 +141,8 @@ GETATTR = {"builtins.getattr": ast.Load, "builtins.hasattr": ast.Load,
            "builtins.setattr": ast.Store, "builtins.delattr": ast.Del}
 OPENERS = {"builtins.open", "io.open", "io.FileIO", "os.open"}
 PLAIN_DUNDERS = {"__init__", "__name__", "__doc__", "__file__", "__version__", "__all__",
-                 "__qualname__"}
+                 "__qualname__"}  # dunder names a submission may read
+STORED_DUNDERS = {"__version__", "__all__", "__author__"}  # and assign (not `__name__ = ...`)
 WRITABLE = ("torch.backends.",)  # settings a submission may change: they reach no gradient
 PROC = re.compile(r"/proc\b|/dev/fd\b")
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -153,12 +180,14 @@ def _literal_attribute(call, names):
 def _dotted_rule(dotted):
     """(kind, note) for a resolved dotted name, or None."""
     parts = dotted.split(".")
-    for i in range(len(parts)):
+    for i in [0] + [i for i in range(1, len(parts)) if parts[i] in GATEWAYS]:
         for j in range(len(parts), i, -1):
             if ".".join(parts[i:j]) in DOTTED:
                 return DOTTED[".".join(parts[i:j])]
         if parts[i] in PRIVATE and any(p[:1] == "_" and not _dunder(p) for p in parts[i + 1:]):
             return TAMPERING, PRIVATE[parts[i]]
+    if parts[0][:1] == "_" and not _dunder(parts[0]):  # _posixsubprocess, _thread, _testcapi
+        return TAMPERING, "the interpreter's internals"
     return None
 
 
@@ -173,8 +202,15 @@ def _alias(node):
 
 def _absolute(node, package):
     """The module an ImportFrom names, a relative one made absolute."""
-    parts = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
-    return ".".join([p for p in parts if p] + ([node.module] if node.module else []))
+    parts = package.split(".") if package and node.level else []
+    parts = parts[:max(len(parts) - node.level + 1, 0)]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def _packages(module):
+    """"a.b.c" -> ["a", "a.b", "a.b.c"]: importing a module imports its packages first."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def _module_name(file):
@@ -182,9 +218,19 @@ def _module_name(file):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _kit_copy(file, data):
+    """Whether `file` is an unchanged copy of one of the kit's modules (from the release)."""
+    path = os.path.join(KIT_ROOT, file)
+    if file not in KIT_COPIES or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        return f.read() == data
+
+
 @functools.lru_cache(maxsize=1)
 def _installed():
-    return frozenset(sys.stdlib_module_names) | frozenset(importlib.metadata.packages_distributions())
+    """Top-level names of the standard library's modules and of every installed package."""
+    return frozenset(sys.stdlib_module_names).union(importlib.metadata.packages_distributions())
 
 
 class _Reader(ast.NodeVisitor):
@@ -197,22 +243,26 @@ class _Reader(ast.NodeVisitor):
         self.package = module if file.endswith("__init__.py") else module.rpartition(".")[0]
         self.names, self.modules, self.stars, self.found = {}, set(), [], {}
         self.owner, self.refs, self.attrs, self.functions, self.methods = "", {}, {}, set(), {}
+        aliases, self.imports = [], set()  # module names it imports, with their packages
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
                 child.audit_parent = node
+            aliases += [_alias(node)] if _alias(node)[0] else []
             for alias in node.names if isinstance(node, ast.Import) else []:
                 local = alias.asname or alias.name.partition(".")[0]
                 self.names[local] = alias.name if alias.asname else local
                 self.modules.add(local)
+                self.imports.update(_packages(alias.name))
             for alias in node.names if isinstance(node, ast.ImportFrom) else []:
                 base = _absolute(node, self.package)
+                self.imports.update(_packages(base), [f"{base}.{alias.name}".lstrip(".")])
                 if alias.name == "*":
                     self.stars.append(base)
                 else:
-                    self.names[alias.asname or alias.name] = f"{base}.{alias.name}"
+                    self.names[alias.asname or alias.name] = f"{base}.{alias.name}".lstrip(".")
         for _ in range(2):  # an alias of an alias
-            for target, value in map(_alias, ast.walk(tree)):
-                if target and _resolve(value, self.names):
+            for target, value in aliases:
+                if _resolve(value, self.names):
                     self.names[target] = _resolve(value, self.names)
 
     def resolve(self, node):
@@ -231,9 +281,11 @@ class _Reader(ast.NodeVisitor):
         """Whether `dotted` names something in the submission's own modules (not one that
         shadows an installed module: the child has already imported that one)."""
         root = dotted.partition(".")[0]
-        return root not in _installed() and any(m.partition(".")[0] == root for m in self.own)
+        return root not in _installed() and root != "grader" \
+            and any(m.partition(".")[0] == root for m in self.own)
 
     def read(self, tree):
+        """Record the findings and mentions of each top-level statement under its owner."""
         for stmt in tree.body:
             if isinstance(stmt, ast.If) and ast.unparse(stmt.test).replace('"', "'") in (
                     "__name__ == '__main__'", "'__main__' == __name__"):
@@ -267,7 +319,7 @@ class _Reader(ast.NodeVisitor):
         self.owner = saved
 
     def _found(self, kind, node, what):
-        self.found.setdefault((kind, node.lineno), (what, self.owner))  # one of a kind a line
+        self.found.setdefault((kind, node.lineno), (what, self.owner))  # one of each kind a line
 
     def _mention(self, names, attr=None):
         self.refs.setdefault(self.owner, set()).update(names)
@@ -280,17 +332,19 @@ class _Reader(ast.NodeVisitor):
         base = _absolute(node, self.package)
         subs = [f"{base}.{alias.name}".lstrip(".") for alias in node.names]
         self._imported(node, [base] * bool(base) + [s for s in subs if s in self.own])
+        self._mention([a.name for a in node.names if (a.asname or a.name) == ENTRY])
         if "*" in [alias.name for alias in node.names] and base not in self.own:
             self._found(UNVERIFIABLE, node, f"from {base} import * (the names it binds cannot be "
                                             "read)")
 
     def _imported(self, node, modules):
         """Importing runs a module's top level; a module no one can read is unverifiable."""
+        if any(_dunder(alias.asname or "") for alias in node.names):
+            self._found(UNVERIFIABLE, node, "import ... as a dunder name")
         for module in modules:
             self._mention(module.split("."))
             root = module.partition(".")[0]
-            if not any(m.partition(".")[0] == root for m in self.own) \
-                    and root not in GRADER_MODULES and root not in _installed():
+            if root not in KIT_MODULES and root not in _installed() and not self._own(root):
                 self._found(UNVERIFIABLE, node, f"import {module} (neither in the submission nor "
                                                 "installed: the grader cannot read it)")
 
@@ -314,8 +368,12 @@ class _Reader(ast.NodeVisitor):
         dotted = self.resolve(node)
         self._mention(dotted.split(".") if dotted else [], node.attr)
         self._check(node, dotted, node.attr)
-        if dotted is None:  # a resolved chain holds nothing more to read
-            self.generic_visit(node)
+        if dotted is None:
+            return self.generic_visit(node)
+        while isinstance(node, (ast.Attribute, ast.Call)):  # a resolved chain: only getattr's
+            if isinstance(node, ast.Call):                  # defaults remain to be read
+                self._visit_as(self.owner, [*node.args[2:], *node.keywords])
+            node = node.args[0] if isinstance(node, ast.Call) else node.value
 
     def _check(self, node, dotted, name):
         rule = self._rule(node, dotted, name, isinstance(node, ast.Attribute), node.audit_parent)
@@ -337,7 +395,8 @@ class _Reader(ast.NodeVisitor):
         hit = next((p for p in (dotted.split(".")[1:] if dotted else [name] * attribute)
                     if p in ATTRS), None)
         rule = ATTRS[hit] if hit and not own_method else dotted and _dotted_rule(dotted)
-        if not rule and _dunder(name) and name not in PLAIN_DUNDERS:
+        plain = STORED_DUNDERS if isinstance(node.ctx, ast.Store) else PLAIN_DUNDERS
+        if not rule and _dunder(name) and name not in plain:
             rule = UNVERIFIABLE, "a dunder name: what it reaches cannot be read"
         if not rule:
             return None
@@ -366,8 +425,8 @@ class _Reader(ast.NodeVisitor):
             yield AUTOGRAD, "requires_grad=True"
         if "allow_pickle" in values and not _is_const(values["allow_pickle"], False):
             yield UNVERIFIABLE, "allow_pickle=True (loads code from data)"
-        if func in ("torch.load", "torch.serialization.load") \
-                and not _is_const(values.get("weights_only"), True):
+        if func in ("torch.load", "torch.serialization.load") and "weights_only" in values \
+                and not _is_const(values["weights_only"], True):  # True by default since 2.6
             yield UNVERIFIABLE, "torch.load without weights_only=True (loads code from data)"
         if func == "builtins.type" and len(node.args) == 3:
             yield UNVERIFIABLE, "type() with three arguments (builds a class from data)"
@@ -388,12 +447,33 @@ class _Reader(ast.NodeVisitor):
                                          "descriptors)")
         if node.value == "requires_grad":
             self._found(AUTOGRAD, node, "'requires_grad' as a string")
+        if "WEIGHTS_ONLY" in text:  # TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turns torch.load's default
+            self._found(UNVERIFIABLE, node, f"'{text[:40]}' (loads code from data)")
+
+
+def _mains(readers):
+    return [f for f in readers if f.rpartition("/")[2] == "two_layer_net.py"] or list(readers)
+
+
+def _imported_files(readers):
+    """The files two_layer_net.py imports, directly or through others: the only ones that run
+    when it is graded (an import by a computed name is unverifiable anyway)."""
+    files = {_module_name(f): f for f in readers}
+    kept, frontier = set(_mains(readers)), _mains(readers)
+    while frontier:
+        for module in readers[frontier.pop()].imports:
+            file = files.get(module)
+            if file and file not in kept:
+                kept.add(file)
+                frontier.append(file)
+    return kept
 
 
 def _reachable(readers):
     """{(file, owner)} that import-time code or nn_forward_backward can reach."""
-    mains = [f for f in readers if f.rpartition("/")[2] == "two_layer_net.py"] or list(readers)
-    reached = {(f, "") for f in mains} | {(f, ENTRY) for f in readers}
+    reached = {(f, "") for f in _mains(readers)} | {(f, ENTRY) for f in readers} | {
+        (f, name) for f, r in readers.items() for name in {*r.functions, *r.methods}
+        if _dunder(name)}  # a module's __getattr__ runs when a name is looked up on it
     units = [(f, name, {name}, r.methods.get(name, set())) for f, r in readers.items()
              for name in {*r.functions, *r.methods}]  # reached by its name, or by a method's
     units += [(f, "", {_module_name(f).rpartition(".")[2]}, set()) for f in readers]
@@ -411,11 +491,18 @@ def _reachable(readers):
 
 def audit(files):
     """Findings in a submission's .py files ({file name: bytes}); files that do not parse are
-    skipped (the import reports their SyntaxError)."""
-    own, trees, readers, findings = {}, {}, {}, []
+    skipped (the import reports their SyntaxError), and so are files that two_layer_net.py does
+    not import (they never run) and unchanged copies of the kit's own modules."""
+    own, trees, readers, findings, total = {}, {}, {}, [], 0
     for file, data in files.items():
+        total += len(data) if file.endswith(".py") else 0
         try:
-            if file.endswith(".py"):
+            if _kit_copy(file, data):
+                continue
+            if file.endswith(".py") and total > MAX_SOURCE:
+                findings.append(Finding(UNVERIFIABLE, file, 1, f"more than {MAX_SOURCE} bytes of "
+                                                               "source (too much to read)", True))
+            elif file.endswith(".py"):
                 trees[file] = ast.parse(data, filename=file)
                 readers[file] = _Reader(file, trees[file], own)
             elif file.endswith(COMPILED):
@@ -425,6 +512,7 @@ def audit(files):
             continue
         except (RecursionError, MemoryError):
             findings.append(Finding(UNVERIFIABLE, file, 1, DEEP, True))
+    readers = {f: readers[f] for f in readers if f in _imported_files(readers)}
     own.update({_module_name(file): reader.names for file, reader in readers.items()})
     for reader in readers.values():
         for base in reader.stars:  # from own_module import *: its names resolve here too

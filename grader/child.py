@@ -265,12 +265,12 @@ def run_notebook(notebook_path, workdir, timeout):
     that raised. The kernel talks over Unix sockets in `workdir` (the sandbox allows no TCP).
     """
     import nbformat
-    from jupyter_client import KernelManager
+    from jupyter_client import AsyncKernelManager
     from nbclient import NotebookClient
 
     notebook = nbformat.read(notebook_path, as_version=4)
-    manager = KernelManager(kernel_name="python3", transport="ipc",
-                            ip=os.path.join(workdir, ".kernel"))
+    manager = AsyncKernelManager(kernel_name="python3", transport="ipc",
+                                 ip=os.path.join(workdir, ".kernel"))
     client = NotebookClient(notebook, km=manager, timeout=timeout, allow_errors=True,
                             resources={"metadata": {"path": workdir}})
     meta = {"errors": {}}

@@ -3,9 +3,9 @@
 Two walls. `sanitise` keeps an allow-list of tags and attributes (text, headings, lists, tables,
 code with pygments classes, links to http/https/mailto and in-page anchors, images only as inline
 data: PNG, JPEG or SVG in an <img>); nothing that runs, nothing that loads, no style attributes.
-`page` wraps a fragment that went through `sanitise` in a document whose Content-Security-Policy
-forbids scripts, frames, forms and every load except data: images, and allows only the page's
-own stylesheet (by its hash), so a hole in the first wall still runs and loads nothing.
+`page` puts a sanitised body in a document whose Content-Security-Policy forbids scripts, frames,
+forms and every load except data: images, and allows only the page's own stylesheet (by its
+hash), so that a hole in the first wall still runs and loads nothing.
 """
 import base64
 import functools

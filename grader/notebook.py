@@ -3,8 +3,8 @@
 The notebook runs in a sandboxed child like every test group (see grader.worker and
 child.run_notebook). The grader's process only reads back the executed notebook as JSON,
 validates it, and builds the report in three steps: `make_inert` reduces the notebook to text,
-raster images and SVG (shown in an <img>) and shows raw HTML in markdown as text; nbconvert turns
-the cells into HTML; grader.html_report sanitises that HTML and wraps it in a page whose
+raster images and SVG (shown in an <img>); nbconvert turns the cells into HTML, showing raw HTML
+in markdown as text; grader.html_report sanitises that HTML and wraps it in a page whose
 Content-Security-Policy forbids scripts and remote loads. Nothing a student wrote runs or loads
 anything when a person opens the report. (nbconvert's own sanitize_html option also strips the
 paragraphs and headings of markdown cells, jupyter/nbconvert#2016, which would garble the
@@ -76,7 +76,7 @@ def read_notebook(data):
 def make_inert(notebook):
     """Reduce `notebook`, in place, to what its report shows; returns it.
 
-    Kept: cell sources (markdown and raw cells become markdown whose HTML shows as text),
+    Kept: cell sources (raw cells become markdown; to_html shows HTML in markdown as text),
     stream text, errors, and display outputs as text/plain, PNG, JPEG and SVG (which nbconvert
     shows as an <img>, where it cannot run). Dropped: the notebook's metadata (kernelspec, title,
     widget state), every cell's and output's metadata (image width and height, filenames, tags),
@@ -89,7 +89,6 @@ def make_inert(notebook):
     for cell in notebook.cells:
         cell.metadata = nbformat.NotebookNode()
         if cell.cell_type in ("markdown", "raw"):
-            cell.source = cell.source.replace("<", "&lt;")  # no tag can start; ">" quotes stay
             cell.cell_type = "markdown"
             attachments = cell.get("attachments") or {}
             for name in list(attachments):
@@ -99,9 +98,7 @@ def make_inert(notebook):
                     attachments[name] = bundle
                 else:
                     del attachments[name]
-            cell.source = ATTACHMENT_LINK.sub(
-                lambda m: m.group() if m.group(1) in attachments else "missing-attachment:",
-                cell.source)
+            cell.source = _unlink_missing_attachments(cell.source, attachments)
         outputs = []
         for output in cell.get("outputs", []):
             kind = output.get("output_type")
@@ -110,7 +107,8 @@ def make_inert(notebook):
                 outputs.append(new_output("stream", name=name, text=str(output.get("text", ""))))
             elif kind == "error":
                 outputs.append(new_output(
-                    "error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")),
+                    "error", ename=str(output.get("ename", "")),
+                    evalue=str(output.get("evalue", "")),
                     traceback=[str(line) for line in output.get("traceback", [])]))
             elif kind in ("display_data", "execute_result"):
                 data = {k: v for k, v in (output.get("data") or {}).items()
@@ -124,15 +122,36 @@ def make_inert(notebook):
     return notebook
 
 
+def _unlink_missing_attachments(source, attachments):
+    """`source` with its `attachment:` links to names not in `attachments` renamed: nbconvert
+    refuses to convert a cell with such a link."""
+    def rename(match):
+        return match.group() if match.group(1) in attachments else "missing-attachment:"
+
+    return ATTACHMENT_LINK.sub(rename, source)
+
+
 @functools.lru_cache(maxsize=1)
 def _exporter():
-    """One HTMLExporter for every report: it compiles its templates once (a fifth of a second)."""
-    from jinja2 import DictLoader
+    """The HTML exporter of every report, built once (it compiles its templates, a fifth of a
+    second): the lab template's cells, with markdown whose raw HTML shows as text and whose
+    javascript: and similar links go nowhere."""
+    from jinja2 import DictLoader, pass_context
     from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class ReportExporter(HTMLExporter):
+        @pass_context
+        def markdown2html(self, context, source):
+            renderer = IPythonRenderer(
+                escape=True, allow_harmful_protocols=False,
+                attachments=context.get("cell", {}).get("attachments", {}),
+                anchor_link_text=self.anchor_link_text, **self.lexer_options)
+            return MarkdownWithMath(renderer=renderer).render(source)
 
     loader = DictLoader({"report_cells.html.j2": CELLS_TEMPLATE})
-    return HTMLExporter(template_name="lab", extra_loaders=[loader],
-                        template_file="report_cells.html.j2")
+    return ReportExporter(template_name="lab", extra_loaders=[loader],
+                          template_file="report_cells.html.j2")
 
 
 def cells_html(notebook):

@@ -153,23 +153,28 @@ def strip_solutions(source, filename=MODULE):
     """
     regions = find_regions(source, filename)
     lines = source.splitlines(keepends=True)
-    out, previous_end = [], 0
+    out, origin, previous_end = [], [], 0  # origin: the source line of each line of out
     for region in regions:
         out += lines[previous_end:region.begin - 1]
+        origin += range(previous_end + 1, region.begin)
         marker = lines[region.begin - 1]
         indent = marker[:len(marker) - len(marker.lstrip())]
         text = region.hint or _default_hint(lines, region.begin - 1)
         out.append(f"{indent}# YOUR CODE HERE: {text}\n")
         if region.raises:
-            out.append(f"{indent}raise NotImplementedError({json.dumps(text, ensure_ascii=False)})\n")
+            message = json.dumps(text, ensure_ascii=False)
+            out.append(f"{indent}raise NotImplementedError({message})\n")
+        origin += [region.begin] * (len(out) - len(origin))
         previous_end = region.end
     out += lines[previous_end:]
+    origin += range(previous_end + 1, len(lines) + 1)
     student = "".join(out)
     try:
         compile(student, filename, "exec")
     except SyntaxError as e:
-        raise ReleaseError(f"{filename}: with its solutions stubbed, line {e.lineno} is not "
-                           f"valid Python ({e.msg}); each marker pair must enclose whole "
+        line = origin[min(e.lineno or 1, len(origin)) - 1] if origin else e.lineno
+        raise ReleaseError(f"{filename}, line {line}: with its solutions stubbed, this line is "
+                           f"not valid Python ({e.msg}); each marker pair must enclose whole "
                            "statements of one block") from None
     return student, len(regions)
 

@@ -215,8 +215,11 @@ def judge_backward(meta, out, calls, shapes, expected, loss_test, huge_note,
             return {loss_test: failed, **{f"grad_{k}": failed for k in PARAM_NAMES}}
         got_loss = out.get(f"call{j}/loss")
         loss_error, problem = check_array(got_loss, want["loss"], "loss")
+        grads_nan = any(out.get(f"call{j}/grad/{k}") is not None
+                        and out[f"call{j}/grad/{k}"].is_floating_point()
+                        and bool(torch.isnan(out[f"call{j}/grad/{k}"]).any()) for k in PARAM_NAMES)
         loss_checks.append((f"{label}, loss", loss_error,
-                            loss_hint(got_loss, want, reg, loss_error, problem)))
+                            loss_hint(got_loss, want, reg, loss_error, problem, grads_nan)))
         for k in PARAM_NAMES:
             grad_checks[k].append((f"{label}, grads['{k}']",
                                    *check_array(out.get(f"call{j}/grad/{k}"), want["grads"][k],
@@ -232,13 +235,17 @@ def judge_backward(meta, out, calls, shapes, expected, loss_test, huge_note,
     return verdicts
 
 
-def loss_hint(got, want, reg, error, problem):
-    """The problem with a loss, naming the common mistake behind it; never the expected value."""
+def loss_hint(got, want, reg, error, problem, grads_nan=False):
+    """The problem with a loss, naming the common mistake behind it; never the expected value.
+
+    A non-finite loss has two usual causes: exp of unshifted scores overflows (inf / inf, so the
+    gradients are NaN too), or the scores were shifted but log(probs) was taken, and a
+    probability that underflowed to 0 makes the loss inf while the gradients stay finite."""
     if problem is None and error <= THRESHOLD:
         return None
     if problem is not None and not problem.endswith("NaN or inf"):
         return problem
-    if problem is not None and got is not None and bool(torch.isnan(got).any()):
+    if problem is not None and (grads_nan or (got is not None and bool(torch.isnan(got).any()))):
         return problem + (": exp of large scores overflows; subtract each row's maximum score "
                           "before exp")
     if problem is not None:

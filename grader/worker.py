@@ -127,7 +127,7 @@ def child_main(request, arrays, out_fd, result_fd):
         sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
     elif os.geteuid() == 0:  # no uid of our own can run Python here: root without its powers
         sandbox.drop_capabilities()
-    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) in PYTHON_PATHS]
+    sys.path[:] = [p for p in sys.path if p and _under(os.path.abspath(p), PYTHON_PATHS)]
     sys.path.append(request["standin"])
     gc.disable()
     os.write(result_fd, WALLS_UP)  # from here on, whatever happens is the submission's doing
@@ -149,6 +149,11 @@ def child_main(request, arrays, out_fd, result_fd):
     os.close(result_fd)
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def _under(path, folders):
+    """True when `path` is one of `folders` or lies inside one (lib-dynload inside the stdlib)."""
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 def address_space_limit(request):

@@ -375,7 +375,8 @@ def entries(instructor_files, results_dir):
               expect=fails(GRADIENTS, r"cannot verify|autograd"), flags="."),
         Entry("autograd_new_engine", "runs backward through a fresh engine object from torch._C",
               source=evading("", call="torch._C._ImperativeEngine().run_backward((loss,), (torch.ones_like(loss),), False, False, (), False, False)"),
-              expect=fails(GRADIENTS, r"autograd|cannot trust|cannot verify"), flags="."),
+              expect={**fails(GRADIENTS, r"autograd|cannot trust|cannot verify"),
+                      **fails(["loss", "loss_stability"], r"raised")}, flags="."),
     ]
     walls = [  # what a child could reach on the host, or leave behind (issue: sandbox walls)
         Entry("sysv_shm_host", "attaches the host's root-only System V segment; answers wrong "
@@ -482,7 +483,21 @@ def entries(instructor_files, results_dir):
         Entry("zip_corrupt", "not a zip at all", kind="raw_zip", raw=b"PK\x03\x04 this is not a zip",
               expect={ALL: r"is not a readable zip archive"}),
     ]
-    return bugs + hostile + evasions + walls + forgeries + packaging
+    everything = bugs + hostile + evasions + walls + forgeries + packaging
+    for entry in everything:  # reaching the grader's processes, memory or descriptors
+        if entry.name in TAMPERING:
+            entry.expect = {**fails(GRADIENTS, r"cannot trust its autograd check"), **entry.expect}
+            entry.flags = entry.flags or "tampering"
+    return everything
+
+
+# Entries whose source reaches for the grader (processes, descriptors, memory, sockets, patches):
+# the audit cannot trust a backward pass next to that, so their gradient tests score 0.
+TAMPERING = {"lingering_process", "fork_bomb", "monkeypatch", "reads_instructor_files",
+             "kills_the_grader", "forged_result_pipe", "network", "sysv_shm_host",
+             "sysv_shm_left_behind", "sysv_shm_over_the_limit", "unix_sockets", "udp_out",
+             "deep_fork_chain", "forged_reply_errors_list", "forged_reply_deep_header",
+             "forged_reply_huge_shape"}
 
 
 def write(entry, folder):

@@ -1,0 +1,273 @@
+"""The notebook report (grader.notebook.to_html, grader.html_report) against its hostile corpus.
+
+Every check reads the HTML through html.parser, the way a browser tokenises it, instead of
+searching the text: escaped markup that a person reads as text is fine, markup that a browser
+would act on is not. test_browser.py opens the same reports in Chromium.
+"""
+import base64
+import copy
+import functools
+import hashlib
+import re
+from html.parser import HTMLParser
+
+import nbformat
+import pytest
+
+import hostile_notebooks
+from grader import html_report, notebook
+
+BANNER = "The notebook ran from top to bottom without errors.\n<b>not bold</b>"
+REPORT_TITLE = "Notebook report"
+ENTRIES = hostile_notebooks.entries()
+# Elements that run, load, navigate, submit or restyle the page: none may reach a report.
+FORBIDDEN_TAGS = {
+    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "base", "form",
+    "input", "button", "select", "textarea", "link", "svg", "math", "video", "audio", "source",
+    "track", "picture", "portal", "noscript", "template", "image", "foreignobject",
+}
+SAFE_META = [{"charset": "utf-8"}, {"http-equiv": "content-security-policy"},
+             {"name": "referrer"}, {"http-equiv": "x-dns-prefetch-control"}, {"name": "viewport"}]
+IMAGE_SRC = re.compile(r"data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/=\s]*")
+LINK_HREF = re.compile(r"(https?://|mailto:|#)\S*", re.IGNORECASE)
+
+
+class Scan(HTMLParser):
+    """Every element of a page with its attributes, whether it sits in <head>, the text of each
+    <style>, and the text a reader sees."""
+
+    def __init__(self, page):
+        super().__init__(convert_charrefs=True)
+        self.elements, self.styles, self.text = [], [], []
+        self._in_head = self._in_style = False
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, {k.lower(): v or "" for k, v in attrs}, self._in_head))
+        self._in_head = self._in_head or tag == "head"
+        self._in_style = tag == "style"
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        self._in_style = False
+
+    def handle_endtag(self, tag):
+        self._in_head = self._in_head and tag != "head"
+        self._in_style = self._in_style and tag != "style"
+
+    def handle_data(self, data):
+        (self.styles if self._in_style else self.text).append(data)
+
+
+def problems(page, *, fragment=False):
+    """What in `page` could run, load or navigate, one line each; [] when nothing.
+
+    `fragment`: `page` is a piece of a page, so the document's own <head> (its meta tags,
+    stylesheet and policy) is not required.
+    """
+    scan = Scan(page)
+    found = []
+    for tag, attrs, in_head in scan.elements:
+        if tag in FORBIDDEN_TAGS:
+            found.append(f"<{tag}> element")
+        if tag == "meta" and not (in_head and any(
+                all(attrs.get(k, "").lower().startswith(v) for k, v in safe.items())
+                for safe in SAFE_META)):
+            found.append(f"<meta {attrs}>")
+        if tag == "style" and not in_head:
+            found.append("<style> outside <head>")
+        for name, value in attrs.items():
+            squeezed = re.sub(r"[\s\x00-\x1f]", "", value).lower()
+            if name.startswith("on"):
+                found.append(f"event handler {name} on <{tag}>")
+            elif name in ("style", "srcset", "srcdoc", "action", "formaction", "data", "poster",
+                          "background", "ping", "xlink:href"):
+                found.append(f"attribute {name} on <{tag}>")
+            elif name == "src" and not IMAGE_SRC.fullmatch(value):
+                found.append(f"<{tag} src={value[:60]!r}> loads something")
+            elif name == "href" and not (tag == "a" and LINK_HREF.fullmatch(value.strip())):
+                found.append(f"<{tag} href={value[:60]!r}>")
+            elif re.search(r"(java|vb)script:|data:text", squeezed):
+                found.append(f"script URL in {name} of <{tag}>")
+    for css in scan.styles:
+        if re.search(r"url\(|@import|expression\(", css, re.IGNORECASE):
+            found.append(f"the stylesheet loads something: {css[:60]!r}")
+    if not fragment:
+        policy = csp(scan)
+        if policy is None:
+            found.append("no Content-Security-Policy meta tag in <head>")
+        else:
+            for directive in ("default-src 'none'", "img-src data:", "base-uri 'none'",
+                              "form-action 'none'"):
+                if directive not in policy:
+                    found.append(f"the policy lacks {directive}")
+            if "script-src" in policy or "unsafe" in policy:
+                found.append(f"the policy allows scripts or inline code: {policy}")
+    return found
+
+
+def csp(scan):
+    """The Content-Security-Policy of a scanned page's <head>, or None."""
+    for tag, attrs, in_head in scan.elements:
+        if tag == "meta" and in_head and \
+                attrs.get("http-equiv", "").lower() == "content-security-policy":
+            return attrs.get("content", "")
+    return None
+
+
+def report(entry_notebook, banner=BANNER):
+    """The report of a notebook as the grader builds it: read back and validated, then to_html."""
+    data = nbformat.writes(entry_notebook).encode()
+    return notebook.to_html(notebook.read_notebook(data), banner)
+
+
+@functools.lru_cache(maxsize=1)
+def stock_exporter():
+    """nbconvert's own exporter, with the report's template of the cells alone."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name="lab", template_file="cells.html.j2",
+                        extra_loaders=[DictLoader({"cells.html.j2": notebook.CELLS_TEMPLATE})])
+
+
+def unsafe_cells(entry_notebook):
+    """nbconvert's HTML of the notebook's cells alone: no make_inert, no sanitiser."""
+    return stock_exporter().from_notebook_node(copy.deepcopy(entry_notebook))[0]
+
+
+@pytest.fixture(scope="module")
+def reports():
+    return {entry.name: report(entry.notebook) for entry in ENTRIES}
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
+def test_hostile_notebook_report_runs_and_loads_nothing(reports, entry):
+    page = reports[entry.name]
+    assert problems(page) == [], entry.attack
+    scan = Scan(page)
+    text = "".join(scan.text)
+    for kept in entry.keep:
+        assert kept in text or kept in page, f"{entry.name}: the report lost {kept!r}"
+    assert hostile_notebooks.REMOTE not in "".join(
+        v for tag, attrs, _ in scan.elements for k, v in attrs.items()
+        if not (tag == "a" and k == "href")), "a remote URL outside a link"
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.nbconvert_lets_through],
+                         ids=lambda e: e.name)
+def test_the_checks_catch_the_attack_in_nbconvert_alone(entry):
+    assert problems(unsafe_cells(entry.notebook), fragment=True), \
+        f"{entry.name}: nbconvert's own HTML passes the checks, so they test nothing"
+
+
+def test_the_lab_template_page_fails_the_checks():
+    from nbconvert import HTMLExporter
+
+    page, _ = HTMLExporter().from_notebook_node(hostile_notebooks.benign())
+    found = problems(page)
+    assert "<script> element" in found and "no Content-Security-Policy meta tag in <head>" in found
+
+
+def test_benign_report_keeps_heading_table_code_figure_and_banner():
+    page = report(hostile_notebooks.benign())
+    assert problems(page) == []
+    scan = Scan(page)
+    tags = [tag for tag, _, _ in scan.elements]
+    body = tags[tags.index("main") + 1:]
+    assert body[:2] == ["div", "p"] and scan.elements[tags.index("main") + 1][1]["class"] == \
+        "grader-banner", "the banner comes first"
+    text = "".join(scan.text)
+    assert "Grader: The notebook ran from top to bottom without errors.<b>not bold</b>" in text, \
+        "the banner is shown as text"
+    assert ("h1", {"id": "Results"}) in [(t, a) for t, a, _ in scan.elements]
+    assert "The loss falls as training goes on." in text
+    assert {"table", "thead", "th", "td"} <= set(tags)
+    assert re.search(r"iterations\s+loss\s+100\s+2.30\s+1000\s+0.41", text)
+    classes = [a.get("class", "") for _, a, _ in scan.elements]
+    assert any("highlight" in c for c in classes), "code cells keep pygments' wrapper"
+    assert {"k", "kn", "nn", "nb", "mi"} <= set(classes), "and its token classes"
+    assert "3.141592653589793" in text
+    images = [a["src"] for t, a, _ in scan.elements if t == "img"]
+    assert images == ["data:image/png;base64," + hostile_notebooks.FIGURE]
+    links = [a for t, a, _ in scan.elements if t == "a"]
+    assert {"href": "https://example.edu/course", "rel": "noopener noreferrer nofollow"} in links
+    assert any(a.get("href") == "#Results" for a in links), "in-page anchors stay"
+
+
+def test_report_css_is_allowed_by_the_policy_and_styles_code():
+    page = report(hostile_notebooks.benign())
+    scan = Scan(page)
+    (css,) = scan.styles
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in csp(scan), "the policy would block the stylesheet"
+    assert ".highlight .k" in css and ".grader-banner" in css
+    assert scan.elements[:3] == [("html", {"lang": "en"}, False), ("head", {}, False),
+                                 ("meta", {"charset": "utf-8"}, True)]
+    assert scan.elements[3][1]["http-equiv"] == "Content-Security-Policy", \
+        "the policy comes before anything it governs"
+    assert re.search(r"<title>Notebook report</title>", page)
+
+
+def test_make_inert_drops_metadata_and_unsafe_mimetypes():
+    entry = {e.name: e for e in ENTRIES}
+    inert = notebook.make_inert(copy.deepcopy(entry["image_metadata_width_height"].notebook))
+    assert [o.metadata for o in inert.cells[0].outputs] == [{}, {}]
+    inert = notebook.make_inert(copy.deepcopy(entry["widget_state"].notebook))
+    assert inert.metadata == {}
+    assert [set(o.data) for o in inert.cells[0].outputs] == [{"text/plain"}]
+    inert = notebook.make_inert(copy.deepcopy(entry["notebook_metadata_html"].notebook))
+    assert inert.metadata == {}
+    inert = notebook.make_inert(copy.deepcopy(entry["markdown_attachments"].notebook))
+    assert set(inert.cells[0].attachments) == {"fig.png", "broken.png"}
+    inert = notebook.make_inert(copy.deepcopy(entry["svg_output_with_script"].notebook))
+    assert set(inert.cells[0].outputs[0].data) == {"image/svg+xml", "text/plain"}
+
+
+def test_svg_output_is_shown_as_an_image_never_inline():
+    entry = {e.name: e for e in ENTRIES}["svg_output_with_script"]
+    scan = Scan(report(entry.notebook))
+    (src,) = [a["src"] for t, a, _ in scan.elements if t == "img"]
+    prefix = "data:image/svg+xml;base64,"
+    assert src.startswith(prefix)
+    assert base64.b64decode(src[len(prefix):]).decode() == hostile_notebooks.SVG_WITH_SCRIPT
+
+
+@pytest.mark.parametrize("fragment, expected", [
+    ('<a href="javascript:alert(1)">x</a>', '<a rel="noopener noreferrer nofollow">x</a>'),
+    ('<a href="https://example.edu/a?b=1">x</a>',
+     '<a href="https://example.edu/a?b=1" rel="noopener noreferrer nofollow">x</a>'),
+    ('<a href="data:text/html,hi">x</a>', '<a rel="noopener noreferrer nofollow">x</a>'),
+    ('<a href="relative.html" target="_blank">x</a>',
+     '<a rel="noopener noreferrer nofollow">x</a>'),
+    ('<img src="https://attacker.invalid/x.png" alt="a">', '<img alt="a">'),
+    ('<img src="data:image/png;base64,iVBORw0KGgo=">',
+     '<img src="data:image/png;base64,iVBORw0KGgo=">'),
+    ('<img src="data:image/png;base64,x&quot; onerror=&quot;alert(1)">', '<img>'),
+    ('<img src="data:text/html;base64,PHNjcmlwdD4=">', '<img>'),
+    ('<svg onload="alert(1)"><circle r="1"/></svg>after', 'after'),
+    ('<p style="background:url(https://attacker.invalid/)" onclick="x()">p</p>', '<p>p</p>'),
+    ('<span class="k good-1 bad!">k</span>', '<span class="k good-1">k</span>'),
+    ('<table><tr><td colspan="2" rowspan="x">c</td></tr></table>',
+     '<table><tbody><tr><td colspan="2">c</td></tr></tbody></table>'),
+    ('<h2 id="Part-1">t</h2><p id="p">p</p>', '<h2 id="Part-1">t</h2><p>p</p>'),
+    ('<style>@import url(https://attacker.invalid/x.css);</style><!-- c -->t', 't'),
+    ("&lt;script&gt;alert('x')&lt;/script&gt;", "&lt;script&gt;alert('x')&lt;/script&gt;"),
+])
+def test_sanitise(fragment, expected):
+    assert html_report.sanitise(fragment) == expected
+
+
+def test_page_sanitises_its_body_and_escapes_its_title():
+    page = html_report.page("<script>t</script>", '<p onclick="x()">hi</p><script>x()</script>')
+    assert problems(page) == []
+    assert "<title>&lt;script&gt;t&lt;/script&gt;</title>" in page
+    assert "<main>\n<p>hi</p>\n</main>" in page
+
+
+def test_an_attachment_link_the_renaming_misses_still_gives_a_report():
+    cell = nbformat.v4.new_markdown_cell("![odd](<attachment:fig.png x>) and text")
+    cell.attachments = {"fig.png": {"image/png": hostile_notebooks.FIGURE}}
+    page = report(nbformat.v4.new_notebook(cells=[cell]))
+    assert problems(page) == [] and "and text" in page
