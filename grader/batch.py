@@ -9,6 +9,7 @@ fails every test at once. Whatever a child does, its tests score 0 with the reas
 goes on. Results are written as each submission finishes (grader.cache), so Ctrl-C loses
 nothing finished and a rerun resumes.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from grader import (KIT_ROOT, audit, cache, cgroup, namespaces, notebook, outdir, report, rubric,
+from grader import (KIT_ROOT, answers, audit, cache, cgroup, namespaces, notebook, outdir, report, rubric,
                     sandbox, submission, wire)
 from grader.rubric import GRADIENT_TESTS, RUBRIC, STANDIN, Verdict, apply_audit
 
@@ -283,6 +284,7 @@ class Grader:
             verdicts, note = self._run_groups(module_path, folder)
             if self.execute and sub.has_notebook:
                 extra["notebook"], files["report.html"] = self._run_notebook(sub, folder)
+                files[answers.ANSWERS_FILE] = self._answers(sub)
                 note += " Notebook: " + extra["notebook"]
             elif self.execute:
                 note += " Notebook: none submitted (two_layer_net.ipynb)."
@@ -294,6 +296,15 @@ class Grader:
         if self.public:
             output += " Graded with the public self-check inputs, not the instructor's."
         return report.make_result(verdicts, output, time.monotonic() - started, extra), files
+
+    @staticmethod
+    def _answers(sub):
+        """The written answers of the submitted notebook, as JSON for answers.html."""
+        try:
+            given = answers.answers_of(notebook.read_notebook(sub.files[submission.NOTEBOOK]))
+        except ValueError:
+            given = {}
+        return json.dumps(given)
 
     def _run_notebook(self, sub, folder):
         """Execute the submission's notebook in a sandboxed child: (summary, report.html bytes)."""
@@ -426,6 +437,8 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
             rows.update(results)
             report.write_atomically(os.path.join(out_dir, "grades.csv"), report.grades_csv(rows))
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
+            if execute:
+                answers.write_reports(out_dir, list(rows))
         if len(results) != len(subs):
             raise Interrupted(len(results), len(subs))
     return rows
