@@ -121,12 +121,72 @@ def grad_check(loss_func, params, X, y, reg=0.0, h=1e-6):
     params64 = {k: v.detach().to(torch.float64).clone() for k, v in params.items()}
     X64 = X.detach().to(torch.float64)
     _, grads = loss_func(params64, X64, y=y, reg=reg)
+    require_gradients(grads, params64)
     errors = {}
     for name in params64:
         def loss_at(value, name=name):
             return loss_func({**params64, name: value}, X64, y=y, reg=reg)[0]
         errors[name] = rel_error(grads[name], numeric_gradient(loss_at, params64[name], h))
     return errors
+
+
+class MissingGradients(NotImplementedError):
+    """nn_forward_backward returned the loss without some of its gradients (Part 2 unwritten)."""
+
+    described_plainly = True  # describe_error gives the message alone: the place is not the bug
+
+
+def require_gradients(grads, params):
+    """`grads` when it holds a gradient for every key of `params`; else MissingGradients."""
+    missing = [k for k in params if k not in grads]
+    if missing:
+        names = ", ".join(f"grads['{k}']" for k in missing)
+        raise MissingGradients(f"nn_forward_backward returned no {names}: backpropagate (Part 2 "
+                               "of nn_forward_backward, still to write)")
+    return grads
+
+
+def autograd_loss_and_grads(params, X, y, reg=0.0):
+    """The loss and its gradients through torch.autograd, in float64: an oracle for checks.
+
+    Returns:
+        (loss, grads): a 0-dim float64 tensor and a dict like params, on the CPU.
+    """
+    leaves = {k: v.detach().to("cpu", torch.float64).clone().requires_grad_()
+              for k, v in params.items()}
+    X64, y = X.detach().to("cpu", torch.float64), y.to("cpu")
+    hidden = torch.relu(X64 @ leaves["W1"] + leaves["b1"])
+    scores = hidden @ leaves["W2"] + leaves["b2"]
+    loss = torch.nn.functional.cross_entropy(scores, y)
+    loss = loss + reg * (leaves["W1"].square().sum() + leaves["W2"].square().sum())
+    loss.backward()
+    return loss.detach(), {k: v.grad for k, v in leaves.items()}
+
+
+def huge_scores_case(magnitude, N=16, D=8, H=12, C=5, reg=0.0, seed=0):
+    """A float64 problem whose scores reach `magnitude` (W2 scaled up), with its correct loss
+    and gradients from `autograd_loss_and_grads`.
+
+    Returns:
+        dict with X (N, D), y (N,), params, reg, magnitude (the largest |score|), loss (0-dim)
+        and grads (dict like params).
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape, scale=1.0):
+        return scale * torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    params = {"W1": randn(D, H, scale=D ** -0.5), "b1": randn(H, scale=0.1),
+              "W2": randn(H, C, scale=H ** -0.5), "b2": randn(C, scale=0.1)}
+    X = randn(N, D)
+    y = torch.randint(C, (N,), generator=g)
+    scores = torch.relu(X @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]
+    params["W2"] *= magnitude / scores.abs().max()
+    params["b2"] *= magnitude / scores.abs().max()
+    loss, grads = autograd_loss_and_grads(params, X, y, reg)
+    largest = (torch.relu(X @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]).abs()
+    return {"X": X, "y": y, "params": params, "reg": reg, "magnitude": largest.max().item(),
+            "loss": loss, "grads": grads}
 
 
 def _split(X, y, num_train, num_val, num_test, seed):
@@ -327,14 +387,41 @@ def show_net_weights(params, image_shape, max_units=100):
 # line instead of a traceback, progress bars, extra plots, and the vanishing/exploding-gradient
 # demonstrations. Those demonstrations use torch.autograd: they analyse deeper networks, they are
 # not the student's task.
-import contextlib  # noqa: E402 - this section keeps its imports with it
+import builtins  # noqa: E402 - this section keeps its imports with it
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
+import hashlib  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
+import types  # noqa: E402
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu}
+
+# CPU threads for the notebook and main.py, set in one place (use_threads). Their nets are tiny
+# (the digits: 200 x 64 @ 64 x 100); measured on a 2-core machine, one thread ran both fastest
+# (README.md, "Threads"). $KIT_THREADS overrides it: a number, or "default" for torch's own.
+NUM_THREADS = 1
+THREADS_ENV = "KIT_THREADS"
+
+
+def use_threads(num_threads=None):
+    """Set torch's CPU thread count: `num_threads`, else $KIT_THREADS, else NUM_THREADS.
+
+    "default" (or 0) leaves torch's own choice. Returns the number of threads now in use.
+    """
+    choice = num_threads if num_threads is not None else os.environ.get(THREADS_ENV, NUM_THREADS)
+    if str(choice).strip().lower() not in ("default", "0"):
+        try:
+            count = int(choice)
+        except ValueError:
+            raise ValueError(f"${THREADS_ENV}={choice!r} is not a thread count; set a positive "
+                             "number or 'default'") from None
+        if count < 1:
+            raise ValueError(f"{count} threads: set a positive number or 'default'")
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
 
 
 def describe_error(error):
@@ -344,6 +431,8 @@ def describe_error(error):
         e.g. "NotImplementedError: compute the scores (two_layer_net.py, line 47, in
         nn_forward_pass)"; the place is the innermost frame outside torch's own code.
     """
+    if getattr(error, "described_plainly", False):
+        return str(error)
     text = f"{type(error).__name__}: {error}".strip()
     if isinstance(error, SyntaxError) and error.filename:
         return f"{type(error).__name__}: {error.msg} ({os.path.basename(error.filename)}, " \
@@ -357,6 +446,140 @@ def describe_error(error):
     if "ipykernel_" in frame.filename or frame.filename.startswith("<"):
         return f"{text} (this cell, line {frame.lineno})"
     return f"{text} ({os.path.basename(frame.filename)}, line {frame.lineno}, in {frame.name})"
+
+
+class ModuleNotLoaded(ImportError):
+    """Raised when a name of the student's module is used while the module, as saved, does not
+    load; the message says why."""
+
+    described_plainly = True
+
+
+class _Unavailable:
+    """Stands for a name of a module that did not load: calling it or using it raises."""
+
+    def __init__(self, name, reason):
+        self._name, self._reason = name, reason
+
+    def __call__(self, *args, **kwargs):
+        raise ModuleNotLoaded(self._reason)
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise ModuleNotLoaded(self._reason)
+
+    def __repr__(self):
+        return f"<{self._name}: unavailable, {self._reason}>"
+
+
+_FOLLOWED = {}  # module name -> its FollowedModule, so that re-running set-up replaces the hook
+
+
+class FollowedModule:
+    """Keeps names in a namespace bound to a module's file as saved: `refresh` re-executes the
+    file when its bytes changed, and binds stand-ins that raise ModuleNotLoaded when it does
+    not load, so that no cell runs old code or meets a NameError.
+
+    The module keeps one `__dict__` across reloads, so code holding an old reference (a
+    TwoLayerNet built before an edit) calls the new functions too, or the stand-ins.
+    """
+
+    def __init__(self, name, names, namespace, path=None):
+        self.name, self.names, self.namespace = name, tuple(names), namespace
+        self.path = os.path.abspath(path or f"{name}.py")
+        self.digest = None
+        self.error = None  # why the file as saved does not load, or None
+        self.module = types.ModuleType(name)
+
+    def refresh(self, *_):
+        """Reload the module if its file changed since the last load; True when it did.
+
+        Prints one line when a changed file was reloaded, or why it could not be (an IPython
+        pre_run_cell hook: the line appears in the cell being run).
+        """
+        try:
+            with open(self.path, "rb") as f:
+                source = f.read()
+        except OSError as e:
+            source = None
+            reason = f"cannot read {self.path} ({e.strerror})"
+        digest = None if source is None else hashlib.sha256(source).hexdigest()
+        if digest is not None and digest == self.digest:
+            return False
+        first = self.digest is None and self.error is None
+        self.digest = digest
+        if source is not None:
+            reason = self._load(source)
+        if reason is None:
+            self.error = None
+            if not first:
+                print(f"({os.path.basename(self.path)} changed on disk: reloaded)")
+        else:
+            self.error = (f"{os.path.basename(self.path)} could not be loaded: {reason}; fix it "
+                          "and save it, then run the cell again")
+            print(f"ERROR: {self.error}")
+            self._bind_stand_ins()
+        return True
+
+    def _load(self, source):
+        """Execute `source` as the module; None, or why it failed (one line)."""
+        try:
+            code = compile(source, self.path, "exec")
+        except SyntaxError as error:
+            return describe_error(error)
+        namespace = self.module.__dict__
+        namespace.clear()
+        namespace.update(__name__=self.name, __file__=self.path, __builtins__=builtins,
+                         __package__="", __spec__=None)
+        sys.modules[self.name] = self.module
+        try:
+            exec(code, namespace)
+        except Exception as error:  # noqa: BLE001 - any error at import is the student's to see
+            return describe_error(error)
+        for n in self.names:
+            self.namespace[n] = namespace[n] if n in namespace else _Unavailable(
+                n, f"{os.path.basename(self.path)} defines no {n}; restore it (the notebook "
+                   "and the grader call it by that name)")
+        return None
+
+    def _bind_stand_ins(self):
+        """Stand-ins for the followed names and for everything the module itself defined, so
+        that old objects cannot run the old code either."""
+        namespace = self.module.__dict__
+        for n, value in list(namespace.items()):
+            if getattr(value, "__module__", None) == self.name and callable(value):
+                namespace[n] = _Unavailable(n, self.error)
+        for n in self.names:
+            self.namespace[n] = _Unavailable(n, self.error)
+
+
+def follow_module(name, names, namespace, path=None):
+    """Bind `names` of the module `name` (the file name.py in the working folder) in
+    `namespace`, and keep them bound to the file as saved: in IPython, before every cell.
+
+    Returns:
+        the FollowedModule; its `error` says why the file does not load (None when it does).
+    """
+    followed = FollowedModule(name, names, namespace, path)
+    shell = _ipython()
+    previous = _FOLLOWED.pop(name, None)
+    if shell is not None and previous is not None:
+        try:
+            shell.events.unregister("pre_run_cell", previous.refresh)
+        except ValueError:
+            pass
+    followed.refresh()
+    if shell is not None:
+        shell.events.register("pre_run_cell", followed.refresh)
+    _FOLLOWED[name] = followed
+    return followed
+
+
+def _ipython():
+    """The running IPython shell, or None outside IPython."""
+    get = getattr(builtins, "get_ipython", None)
+    return get() if get is not None else None
 
 
 @contextlib.contextmanager

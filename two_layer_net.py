@@ -9,10 +9,18 @@ Shapes: N examples, D input features, H hidden units, C classes.
 The regulariser is `reg * sum(W**2)`: no factor 1/2, and the biases are not regularised.
 
 `params` is a dict with `W1` (D, H), `b1` (H,), `W2` (H, C) and `b2` (C,), all of one dtype on one
-device. Every function follows the dtype and device of its inputs; nothing defaults to CUDA.
+device. Every function follows the dtype and device of its inputs; nothing defaults to CUDA, and
+no function modifies its inputs except `nn_train`, which updates `params` in place.
 
-Your code replaces each line that raises NotImplementedError (in the instructor's copy, the
-solution stands there between `# BEGIN SOLUTION` and `# END SOLUTION` lines).
+Where to write: search this file for `YOUR CODE HERE`. Each such line says what to write; your
+code goes there, in place of the `raise NotImplementedError(...)` below it. (Part 2 of
+`nn_forward_backward` has no raise, so that the loss can be checked before the gradients exist.
+In the instructor's copy the solution stands between `# BEGIN SOLUTION` and `# END SOLUTION`.)
+The code around those lines is given: leave it, and the function names and arguments, as they are.
+
+Imports: torch and Python's standard library only (math, itertools, warnings, ...): the grader
+has nothing else. Compute the gradients by hand; a backward pass through torch.autograd
+(`loss.backward()`, `torch.autograd.grad`, `torch.func`) scores 0 on the gradient tests.
 """
 import itertools
 import math
@@ -57,8 +65,8 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
     """Compute the loss and its gradients, or only the scores.
 
     Args:
-        params: dict with W1 (D, H), b1 (H,), W2 (H, C), b2 (C,).
-        X: (N, D) input data.
+        params: dict with W1 (D, H), b1 (H,), W2 (H, C), b2 (C,); not modified.
+        X: (N, D) input data; not modified.
         y: (N,) int64 labels in [0, C), or None.
         reg: strength of the L2 regulariser reg * (sum(W1**2) + sum(W2**2)).
     Returns:
@@ -71,7 +79,12 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
     if y is None:
         return scores
 
-    # BEGIN SOLUTION: compute the softmax loss with the L2 term, stable for huge scores
+    # Part 1 of 2: the loss, mean_i(-log softmax(scores_i)[y_i]) + reg * (sum(W1**2) + sum(W2**2))
+    # (the notebook checks it in section 3). Keep it finite for scores in the thousands: subtract
+    # each row's largest score (shifted = scores - row max; softmax does not change), then take
+    # the log-probabilities from the shifted scores, log_probs = shifted - log(sum(exp(shifted)))
+    # along each row. Not log(probs): a probability that underflows to 0 gives log(0) = -inf.
+    # BEGIN SOLUTION: compute loss: softmax loss + L2 term, finite for huge scores (see above)
     N = X.shape[0]
     rows = torch.arange(N, device=X.device)
     shifted = scores - scores.amax(dim=1, keepdim=True)  # row max is 0: exp cannot overflow
@@ -82,7 +95,11 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
     loss = data_loss + reg_loss
     # END SOLUTION
 
-    # BEGIN SOLUTION: backpropagate to dW1, db1, dW2, db2 (including the L2 term's gradient)
+    # Part 2 of 2: the gradients of that loss (section 4), by hand: each grads[k] has the shape of
+    # params[k], and dW1, dW2 include the L2 term's 2 * reg * W. Until you write this part, the
+    # function returns the loss with an empty grads, so that you can check the loss first.
+    grads = {}
+    # BEGIN SOLUTION NO RAISE: backpropagate to grads["W1"], grads["b1"], grads["W2"], grads["b2"]
     dscores = log_probs.exp_()  # softmax probabilities, computed in place
     dscores[rows, y] -= 1
     dscores /= N
@@ -92,8 +109,9 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
     dz1 = dhidden.mul_(hidden.sign())  # relu'(z1) = sign(hidden): 1 where active, else 0
     dW1 = torch.addmm(W1, X.T, dz1, beta=2 * reg)  # (D, N)@(N, H) -> (D, H), + 2 reg W1
     db1 = dz1.sum(dim=0)
+    grads["W1"], grads["b1"], grads["W2"], grads["b2"] = dW1, db1, dW2, db2
     # END SOLUTION
-    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    return loss, grads
 
 
 def nn_train(params, loss_func, pred_func, X, y, X_val, y_val,
@@ -115,36 +133,48 @@ def nn_train(params, loss_func, pred_func, X, y, X_val, y_val,
     Returns:
         stats: dict with loss_history (one float per iteration), train_acc_history and
         val_acc_history (one float per epoch) and diverged_at (the iteration whose loss was not
-        finite, or None).
+        finite, or None). Training stops at a loss of inf or NaN, with one RuntimeWarning.
     """
     num_train = X.shape[0]
     iterations_per_epoch = max(num_train // batch_size, 1)
     loss_history, train_acc_history, val_acc_history = [], [], []
     diverged_at = None
 
-    # BEGIN SOLUTION: SGD: batch, loss, in-place update, epoch accuracies and decay; stop on inf/NaN
     for it in range(num_iters):
-        X_batch, y_batch = sample_batch(X, y, num_train, batch_size)
+        X_batch, y_batch = sample_batch(X, y, num_train, batch_size)  # with replacement
         loss, grads = loss_func(params, X_batch, y=y_batch, reg=reg)
         loss = loss.item()
         if not math.isfinite(loss):
+            # The loss is inf or NaN: training has diverged (usually a learning rate too large).
+            # Stop at this iteration: set diverged_at = it, warn once with
+            # warnings.warn(<your message, e.g. the iteration and learning rate>, RuntimeWarning)
+            # and leave the loop (break): this loss is not recorded and no parameter is updated.
+            # BEGIN SOLUTION: stop training: set diverged_at, warn with a RuntimeWarning, break
             diverged_at = it
             warnings.warn(f"nn_train: the loss is {loss} at iteration {it} with learning rate "
                           f"{learning_rate:g}; training stopped (try a smaller learning rate)",
                           RuntimeWarning, stacklevel=2)
             break
+            # END SOLUTION
         loss_history.append(loss)
+
+        # Vanilla SGD: change each tensor of params in place (params[k] -= ...), for every key.
+        # BEGIN SOLUTION: update every parameter in place: params[k] -= learning_rate * grads[k]
         for k, grad in grads.items():
             params[k].sub_(grad, alpha=learning_rate)  # params[k] -= learning_rate * grad, in place
+        # END SOLUTION
+
         if verbose and it % 100 == 0:
             print(f"iteration {it} / {num_iters}: loss {loss:f}")
+
+        # Once per epoch, after this iteration's update: check the training accuracy (on this
+        # minibatch) and the validation accuracy, and decay the learning rate.
         if it % iterations_per_epoch == 0:
             train_acc = (pred_func(params, loss_func, X_batch) == y_batch).float().mean().item()
             val_acc = (pred_func(params, loss_func, X_val) == y_val).float().mean().item()
             train_acc_history.append(train_acc)
             val_acc_history.append(val_acc)
             learning_rate *= learning_rate_decay
-    # END SOLUTION
 
     return {"loss_history": loss_history, "train_acc_history": train_acc_history,
             "val_acc_history": val_acc_history, "diverged_at": diverged_at}
@@ -203,7 +233,7 @@ def find_best_net(data_dict, get_param_set_fn, num_iters=1000, batch_size=200):
     best_net, best_stat, best_val_acc = None, None, -1.0
     search = []
 
-    # BEGIN SOLUTION: train a TwoLayerNet for every combination; keep the best on validation
+    # BEGIN SOLUTION: train a TwoLayerNet per combination, append each to search, keep the best
     for lr, hidden_size, reg, decay in itertools.product(*get_param_set_fn()):
         net = TwoLayerNet(X_train.shape[1], hidden_size, num_classes,
                           dtype=X_train.dtype, device=X_train.device, seed=0)

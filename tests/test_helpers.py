@@ -183,3 +183,56 @@ def test_show_net_weights_draws_one_image_per_hidden_unit(shape):
     assert len(images) == 12
     assert images[0].get_array().shape[:2] == shape[-2:]
     assert helpers.DIGITS_IMAGE_SHAPE == (8, 8)
+
+
+def test_use_threads_sets_the_count_from_the_argument_the_environment_or_the_default(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv(helpers.THREADS_ENV, raising=False)
+        assert helpers.use_threads() == helpers.NUM_THREADS == torch.get_num_threads()
+        monkeypatch.setenv(helpers.THREADS_ENV, "2")
+        assert helpers.use_threads() == 2
+        assert helpers.use_threads(1) == 1, "an argument wins over the environment"
+        monkeypatch.setenv(helpers.THREADS_ENV, "default")
+        assert helpers.use_threads() == 1, "'default' leaves the count as it is"
+        monkeypatch.setenv(helpers.THREADS_ENV, "many")
+        with pytest.raises(ValueError, match="KIT_THREADS='many' is not a thread count"):
+            helpers.use_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("magnitude", [1e3, 1e4])
+def test_huge_scores_case_reaches_its_magnitude_and_breaks_log_of_probs(magnitude):
+    case = helpers.huge_scores_case(magnitude)
+    params, X, y = case["params"], case["X"], case["y"]
+    scores = torch.relu(X @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]
+    assert case["magnitude"] == pytest.approx(magnitude) == scores.abs().max().item()
+    loss, grads = nn_forward_backward(params, X, y, reg=case["reg"])
+    assert rel_error(loss, case["loss"]) < 1e-14
+    assert all(rel_error(grads[k], case["grads"][k]) < 1e-14 for k in params)
+    shifted = scores - scores.max(dim=1, keepdim=True).values
+    probs = shifted.exp() / shifted.exp().sum(dim=1, keepdim=True)
+    naive = -probs.log()[torch.arange(len(y)), y].mean()
+    assert not torch.isfinite(naive), "the case must tell log(probs) from shifted log-probs"
+
+
+def test_autograd_oracle_matches_the_reference_on_the_toy_fixture():
+    case = helpers.load_toy_reference()["large_weights"]
+    loss, grads = helpers.autograd_loss_and_grads(case["params"], case["X"], case["y"], case["reg"])
+    assert rel_error(loss, case["loss"]) < 1e-12
+    assert all(rel_error(grads[k], case["grads"][k]) < 1e-12 for k in grads)
+
+
+def test_require_gradients_names_what_is_missing_and_what_to_write():
+    params = {"W1": 1, "b1": 2, "W2": 3, "b2": 4}
+    grads = {"W1": 0, "b1": 0, "W2": 0, "b2": 0}
+    assert helpers.require_gradients(grads, params) is grads
+    with pytest.raises(NotImplementedError) as caught:
+        helpers.require_gradients({"W1": 0}, params)
+    assert helpers.describe_error(caught.value) == (
+        "nn_forward_backward returned no grads['b1'], grads['W2'], grads['b2']: backpropagate "
+        "(Part 2 of nn_forward_backward, still to write)")
+    X, y, toy = get_toy_data()
+    with pytest.raises(NotImplementedError, match="backpropagate"):
+        grad_check(lambda params, X, y=None, reg=0.0: (torch.tensor(1.0), {}), toy, X, y)

@@ -16,17 +16,19 @@ from matplotlib.figure import Figure
 
 from conftest import ROOT
 from grader.release import strip_solutions
-from helpers import (CheckResult, advance_on_call, check, describe_error, final_loss,
-                     learning_rate_schedule, loss_func_with_progress, plot_acc_curves,
-                     plot_loss_and_learning_rate, plot_search_heatmap, report_errors, seeded,
-                     to_device)
+from grader.release import find_regions
+from helpers import (CheckResult, ModuleNotLoaded, advance_on_call, check, describe_error,
+                     final_loss, follow_module, learning_rate_schedule, loss_func_with_progress,
+                     plot_acc_curves, plot_loss_and_learning_rate, plot_search_heatmap,
+                     report_errors, seeded, to_device)
 from main import run_notebook
 
 NOTEBOOK = os.path.join(ROOT, "two_layer_net.ipynb")
-# Cells tagged "check" and the PASS/FAIL lines they print: forward 2, loss 2, numeric gradient
-# check 4, fixture gradients 8, toy training 1, prediction 1, digits 1, search 1.
-CHECK_CELLS = 8
-CHECK_LINES = 20
+# Cells tagged "check" and the PASS/FAIL lines they print: forward 2, loss 2, loss at huge scores
+# 2, numeric gradient check 4, fixture gradients 8, gradients at huge scores 2, toy training 1,
+# prediction 1, digits 1, search 1.
+CHECK_CELLS = 10
+CHECK_LINES = 24
 # Figures of a run against the reference with CIFAR-10 configured: toy training 1, digits 2,
 # CIFAR-10 2, iterations 1, learning rates 2, sweeps 3, heat map 1, gradient flow 3.
 FIGURES = 15
@@ -248,8 +250,157 @@ def test_unfinished_module_prints_fail_lines_and_independent_sections_still_run(
         assert "ERROR: NotImplementedError" in printed
     else:
         (setup,) = tagged(notebook, "setup")
-        assert re.search(r"^ERROR: SyntaxError: .* \(two_layer_net\.py, line \d+\)$",
+        assert re.search(r"^ERROR: two_layer_net\.py could not be loaded: SyntaxError: .* "
+                         r"\(two_layer_net\.py, line \d+\); fix it and save it",
                          stdout(setup), re.MULTILINE)
+        module_checks = lines[:20]  # sections 2 to 4 call the module directly
+        assert all("could not be loaded: SyntaxError" in line for line in module_checks), lines
+        assert "NameError" not in printed
+
+
+def reference_source():
+    with open(os.path.join(ROOT, "two_layer_net.py")) as f:
+        return f.read()
+
+
+def without_backward(source):
+    """The reference with Part 2 of nn_forward_backward (the NO RAISE region) as the release
+    has it: the marker comment alone, so the function returns the loss and an empty grads."""
+    (region,) = [r for r in find_regions(source) if not r.raises]
+    lines = source.splitlines(keepends=True)
+    marker = lines[region.begin - 1]
+    indent = marker[:len(marker) - len(marker.lstrip())]
+    return "".join(lines[:region.begin - 1] + [f"{indent}# YOUR CODE HERE\n"] + lines[region.end:])
+
+
+def run_cells(folder, module_source, cells):
+    """Execute `cells` (notebook cells or source strings) in a kernel whose working folder holds
+    `module_source` as two_layer_net.py, the helpers and the fixtures; the executed cells."""
+    (folder / "two_layer_net.py").write_text(module_source)
+    shutil.copy(os.path.join(ROOT, "helpers.py"), folder)
+    shutil.copytree(os.path.join(ROOT, "tests", "fixtures"), folder / "tests" / "fixtures")
+    notebook = nbformat.v4.new_notebook(cells=[
+        cell if not isinstance(cell, str) else nbformat.v4.new_code_cell(cell) for cell in cells])
+    notebook.metadata.kernelspec = {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}
+    nbformat.write(notebook, str(folder / "cells.ipynb"))
+    ipynb_path, _, _ = run_notebook(notebook_path=str(folder / "cells.ipynb"),
+                                    out_dir=str(folder / "out"))
+    return nbformat.read(ipynb_path, as_version=4).cells
+
+
+def cells_through(cell_id):
+    """The committed notebook's cells from the top through the cell with id `cell_id`."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    ids = [cell.id for cell in notebook.cells]
+    return notebook.cells[:ids.index(cell_id) + 1]
+
+
+def test_loss_checks_pass_before_the_backward_pass_exists(tmp_path):
+    cells = run_cells(tmp_path, without_backward(reference_source()),
+                      cells_through("check-gradient-stability"))
+    by_id = {cell.id: stdout(cell).splitlines() for cell in cells}
+    section_3 = by_id["c465417e"] + by_id["check-loss-stability"]
+    section_4 = by_id["39517630"] + by_id["ece5d691"] + by_id["check-gradient-stability"]
+    assert len(section_3) == 4 and all(line.endswith(": PASS") for line in section_3), section_3
+    assert len(section_4) == 14, section_4
+    assert all(re.search(r": FAIL: nn_forward_backward returned no grads\['W1'\], .*: "
+                         r"backpropagate \(Part 2 of nn_forward_backward", line)
+               for line in section_4), section_4
+    printed = "".join(stdout(cell) for cell in cells)
+    assert "Your loss:" in printed and "NameError" not in printed and "Traceback" not in printed
+
+
+def test_every_cell_uses_the_module_as_saved(tmp_path):
+    """A syntax error saved mid-session makes the next cells say so (no NameError, no PASS from
+    the old code, also through objects built before); the next save is picked up by itself."""
+    source = reference_source()
+    buggy = source.replace("scores = torch.addmm(b2, hidden, W2)",
+                           "scores = torch.addmm(b2, hidden, W2) + 1")
+    assert buggy != source
+    setup, load, forward_check = (cells_through(cell_id)[-1].source
+                                  for cell_id in ("a5a0c45d", "d1bda4dd", "f88dec8e"))
+
+    def save(text):
+        return f"open('two_layer_net.py', 'w').write({text!r})"
+
+    cells = run_cells(tmp_path, source, [
+        setup, load, "net = TwoLayerNet(4, 10, 3, dtype=torch.float64, seed=0)", forward_check,
+        save(source + "\n\ndef half_written(:\n"),
+        forward_check,
+        "with report_errors():\n    print(net.predict(X))",
+        "nn_forward_pass",
+        save(buggy),
+        forward_check,
+        save(source),
+        forward_check,
+    ])
+    out = [stdout(cell) for cell in cells]
+    assert all(o.output_type != "error" for cell in cells for o in cell.outputs), out
+    assert out[3].count(": PASS") == 2
+    assert out[5].startswith("ERROR: two_layer_net.py could not be loaded: SyntaxError: ")
+    assert out[5].count(": FAIL: two_layer_net.py could not be loaded: SyntaxError: ") == 2
+    assert out[6].startswith("ERROR: two_layer_net.py could not be loaded: SyntaxError")
+    assert "unavailable" in "".join(o.get("data", {}).get("text/plain", "")
+                                    for o in cells[7].outputs)
+    assert out[9].startswith("(two_layer_net.py changed on disk: reloaded)")
+    assert re.search(r"scores and correct scores: \S+ \(should be < 1e-10\): FAIL", out[9])
+    assert "hidden layer and the correct one: 0 (should be < 1e-10): PASS" in out[9]
+    assert out[11].count(": PASS") == 2
+
+
+def test_followed_module_reloads_changes_and_stands_in_while_broken(tmp_path, capsys):
+    path = tmp_path / "student_mod.py"
+    box_class = "\n\n\nclass Box:\n    def get(self):\n        return f()\n"
+    path.write_text("def f():\n    return 1" + box_class)
+    namespace = {}
+    followed = follow_module("student_mod", ["f", "Box", "g"], namespace, path=str(path))
+    box = namespace["Box"]()
+    assert namespace["f"]() == 1 and box.get() == 1
+    with pytest.raises(ModuleNotLoaded, match="defines no g; restore it"):
+        namespace["g"]()
+    assert followed.refresh() is False, "an unchanged file is not reloaded"
+    path.write_text("def f(:\n")
+    assert followed.refresh() is True
+    assert re.search(r"ERROR: student_mod\.py could not be loaded: SyntaxError: .*"
+                     r"\(student_mod\.py, line 1\)", capsys.readouterr().out)
+    for call in (namespace["f"], box.get, namespace["Box"]):
+        with pytest.raises(ModuleNotLoaded, match="could not be loaded: SyntaxError"):
+            call()
+    assert describe_error(ModuleNotLoaded("x could not be loaded")) == "x could not be loaded"
+    path.write_text("def f():\n    return 2" + box_class)
+    assert followed.refresh() is True and followed.error is None
+    assert "changed on disk: reloaded" in capsys.readouterr().out
+    assert namespace["f"]() == 2 and box.get() == 2, "objects built before see the new code"
+    path.write_text("raise RuntimeError('boom')\n")
+    followed.refresh()
+    assert "could not be loaded: RuntimeError: boom (student_mod.py, line 1" in followed.error
+
+
+def test_questions_have_answer_cells_and_instructor_answers_are_tagged():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+    questions = [t[len("question:"):] for ts in tags for t in ts if t.startswith("question:")]
+    answers = [t[len("answer:"):] for ts in tags for t in ts if t.startswith("answer:")]
+    assert questions == answers == ["q1", "q2", "q3"]
+    ids = {cell.id: cell for cell in notebook.cells}
+    for qid in questions:
+        assert "question:" + qid in ids[f"question-{qid}"].metadata.tags
+        assert ids[f"answer-{qid}"].source == "*Your answer:*"
+        assert ids[f"answer-{qid}"].cell_type == "markdown"
+        assert "solution" in ids[f"solution-{qid}"].metadata.tags
+    student_text = "\n".join(cell.source for cell in notebook.cells
+                             if "solution" not in cell.metadata.get("tags", []))
+    solution_text = "\n".join(cell.source for cell in notebook.cells
+                              if "solution" in cell.metadata.get("tags", []))
+    # What Questions 1-3 ask, answered: it may stand in the instructor's cells only.
+    for answer in ("every iteration is an epoch", "3.5e-6", "computed *from* the scores",
+                   '"dead" ReLUs', "under-fits", "cannot represent"):
+        assert answer in solution_text, answer
+        assert answer not in student_text, answer
+    for aside in ("over 50 seeds", "over ten seeds", "Write-ups", "set_num_threads",
+                  "hidden random inputs"):
+        assert aside not in student_text, aside
 
 
 def test_check_passes_fails_and_reports_errors_in_one_line():

@@ -1,8 +1,16 @@
-"""The student API of two_layer_net.py, checked against torch.autograd and the contract."""
+"""The student API of two_layer_net.py, checked against torch.autograd and the contract.
+
+Run `python -m pytest -q`. A part you have not written yet fails the first test that needs it,
+with its message; the other tests it blocks are skipped with one line each, so the first runs
+stay short. The tests follow the order of the assignment: forward pass, loss, gradients,
+training, prediction, search.
+"""
 import ast
+import functools
 import math
 import os
 import sys
+import warnings
 
 import pytest
 import torch
@@ -21,6 +29,17 @@ NUMERIC_GRAD_TOL = 1e-5
 # The toy problem with learning-rate decay 1.0 reaches ~1e-3 (float64 and float32 alike); with
 # the default decay of 0.95 per epoch (= per iteration here) it stalls near 0.97.
 TOY_TRAINED_LOSS = 0.05
+NO_GRADIENTS = ("nn_forward_backward returned grads without {missing}: write its Part 2, "
+                "backpropagate to grads['W1'], grads['b1'], grads['W2'], grads['b2']")
+
+
+def gradients(params, X, y, reg):
+    """(loss, grads) of nn_forward_backward; NotImplementedError while Part 2 is not written."""
+    loss, grads = nn_forward_backward(params, X, y, reg=reg)
+    missing = [k for k in params if k not in grads]
+    if missing:
+        raise NotImplementedError(NO_GRADIENTS.format(missing=", ".join(missing)))
+    return loss, grads
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -46,12 +65,21 @@ def test_scores_when_y_is_none():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("reg", [0.0, 0.37])
+def test_loss_matches_autograd(shape, dtype, reg):
+    params, X, y = make_problem(*shape, dtype=dtype)
+    loss, _ = nn_forward_backward(params, X, y, reg=reg)
+    want_loss, _ = autograd_loss_and_grads(params, X, y, reg)
+    assert isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.dtype == dtype
+    assert rel_error(loss, want_loss) <= TOLS[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("reg", [0.0, 0.37])
 def test_backward_matches_autograd(shape, dtype, reg):
     params, X, y = make_problem(*shape, dtype=dtype)
-    loss, grads = nn_forward_backward(params, X, y, reg=reg)
-    want_loss, want_grads = autograd_loss_and_grads(params, X, y, reg)
-    assert loss.dim() == 0 and loss.dtype == dtype
-    assert rel_error(loss, want_loss) <= TOLS[dtype]
+    _, grads = gradients(params, X, y, reg)
+    _, want_grads = autograd_loss_and_grads(params, X, y, reg)
     assert set(grads) == set(params)
     for k, grad in grads.items():
         assert grad.shape == params[k].shape and grad.dtype == dtype and grad.device == X.device, k
@@ -64,7 +92,7 @@ def test_backward_matches_autograd_on_random_shapes(seed):
     N, D, H, C = (int(v) for v in torch.randint(1, 40, (4,), generator=g))
     C = max(C, 2)
     params, X, y = make_problem(N, D, H, C, seed=seed, weight_scale=3.0)
-    loss, grads = nn_forward_backward(params, X, y, reg=0.1)
+    loss, grads = gradients(params, X, y, 0.1)
     want_loss, want_grads = autograd_loss_and_grads(params, X, y, 0.1)
     assert rel_error(loss, want_loss) <= FLOAT64_TOL
     for k in params:
@@ -94,32 +122,48 @@ def test_regulariser_is_reg_times_sum_of_squares_without_half():
 
 def test_biases_are_not_regularised():
     params, X, y = make_problem(5, 4, 10, 3)
-    _, grads_reg = nn_forward_backward(params, X, y, reg=10.0)
-    _, grads_none = nn_forward_backward(params, X, y, reg=0.0)
+    _, grads_reg = gradients(params, X, y, reg=10.0)
+    _, grads_none = gradients(params, X, y, reg=0.0)
     for k in ("b1", "b2"):
         assert rel_error(grads_reg[k], grads_none[k]) <= FLOAT64_TOL, k
     for k in ("W1", "W2"):
         assert rel_error(grads_reg[k] - grads_none[k], 2 * 10.0 * params[k]) <= FLOAT64_TOL, k
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("magnitude", [1e3, 1e4])
-def test_stable_for_huge_scores(magnitude, dtype):
+def huge_scores_problem(magnitude, dtype):
     params, X, y = make_problem(16, 8, 12, 5, dtype=dtype)
     params["W2"] = params["W2"] * magnitude
     scores, _ = nn_forward_pass(params, X)
     assert scores.abs().max() > magnitude / 10, "scores are not huge; the test would prove nothing"
-    loss, grads = nn_forward_backward(params, X, y, reg=1e-3)
-    assert torch.isfinite(loss)
-    assert all(torch.isfinite(g).all() for g in grads.values())
-    want_loss, want_grads = autograd_loss_and_grads(params, X, y, 1e-3)
+    return params, X, y
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("magnitude", [1e3, 1e4])
+def test_loss_is_finite_and_right_for_huge_scores(magnitude, dtype):
+    params, X, y = huge_scores_problem(magnitude, dtype)
+    loss, _ = nn_forward_backward(params, X, y, reg=1e-3)
+    assert torch.isfinite(loss), ("the loss is not finite: take the log-probabilities from "
+                                  "the shifted scores, shifted - log(sum(exp(shifted))), not "
+                                  "log(probs)")
+    want_loss, _ = autograd_loss_and_grads(params, X, y, 1e-3)
     assert rel_error(loss, want_loss) <= TOLS[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("magnitude", [1e3, 1e4])
+def test_gradients_are_finite_and_right_for_huge_scores(magnitude, dtype):
+    params, X, y = huge_scores_problem(magnitude, dtype)
+    _, grads = gradients(params, X, y, reg=1e-3)
+    assert all(torch.isfinite(g).all() for g in grads.values())
+    _, want_grads = autograd_loss_and_grads(params, X, y, 1e-3)
     for k in params:
         assert rel_error(grads[k], want_grads[k]) <= TOLS[dtype], k
 
 
 def test_numeric_gradient_check_on_toy_problem():
     X, y, params = get_toy_data()
+    gradients(params, X, y, reg=0.05)
     errors = grad_check(nn_forward_backward, params, X, y, reg=0.05)
     assert set(errors) == {"W1", "b1", "W2", "b2"}
     assert all(e <= NUMERIC_GRAD_TOL for e in errors.values()), errors
@@ -141,7 +185,7 @@ def test_inputs_are_not_modified():
 def test_toy_fixture_matches_reference_and_autograd():
     for name, case in load_toy_reference().items():
         scores, hidden = nn_forward_pass(case["params"], case["X"])
-        loss, grads = nn_forward_backward(case["params"], case["X"], case["y"], reg=case["reg"])
+        loss, grads = gradients(case["params"], case["X"], case["y"], reg=case["reg"])
         want_loss, want_grads = autograd_loss_and_grads(case["params"], case["X"], case["y"],
                                                         case["reg"])
         assert rel_error(scores, case["scores"]) <= FLOAT64_TOL, name
@@ -243,10 +287,11 @@ def test_train_records_histories_at_epoch_starts():
 def test_train_stops_at_the_first_non_finite_loss_with_one_warning():
     params, X, y = make_problem(50, 4, 6, 3)
     spy = SpyLoss(params, losses=[2.0, 1.5, 1.0, float("nan"), 0.5, float("inf")])
-    with pytest.warns(RuntimeWarning, match=r"iteration 3 .*learning rate 0\.7") as record:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         stats = nn_train(params, spy, spy_pred, X, y, X, y, learning_rate=0.7,
                          learning_rate_decay=1.0, num_iters=6, batch_size=10)
-    assert len(record) == 1
+    assert [w.category for w in record] == [RuntimeWarning], "one RuntimeWarning, no other"
     assert stats["diverged_at"] == 3
     assert stats["loss_history"] == [2.0, 1.5, 1.0]
     assert len(spy.calls) == 4, "training must stop at the non-finite loss"
@@ -255,9 +300,11 @@ def test_train_stops_at_the_first_non_finite_loss_with_one_warning():
 def test_train_diverges_on_toy_problem_with_learning_rate_3():
     # float32 overflows near 3e38; with weights of std 0.1 the loss passes that within ~20 steps.
     X, y, params = get_toy_data(std=1e-1, dtype=torch.float32)
-    with pytest.warns(RuntimeWarning, match="training stopped"):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         stats = nn_train(params, nn_forward_backward, nn_predict, X, y, X, y, learning_rate=3.0,
                          reg=1e-6, num_iters=200)
+    assert [w.category for w in record] == [RuntimeWarning]
     assert stats["diverged_at"] is not None
     assert len(stats["loss_history"]) == stats["diverged_at"]
 
@@ -341,3 +388,27 @@ def test_backward_on_cuda_matches_autograd_and_stays_there():
     stats = nn_train(params, nn_forward_backward, nn_predict, X, y, X, y, num_iters=20,
                      batch_size=8)
     assert len(stats["loss_history"]) == 20 and math.isfinite(stats["loss_history"][-1])
+
+
+# Short reports while parts are unwritten: the first test that meets a part still to write fails
+# with its NotImplementedError; every later test stopped by the same part is skipped with the
+# same one-line reason (pytest -ra folds those into one line).
+_UNWRITTEN = set()
+
+
+def _report_each_unwritten_part_once(test):
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        except NotImplementedError as error:
+            if str(error) in _UNWRITTEN:
+                pytest.skip(f"blocked by a part not written yet: {error}")
+            _UNWRITTEN.add(str(error))
+            raise
+    return run
+
+
+for _name, _test in list(globals().items()):
+    if _name.startswith("test_") and callable(_test):
+        globals()[_name] = _report_each_unwritten_part_once(_test)
