@@ -1,9 +1,25 @@
 """The kit's autograder; `grade.py` is its command line.
 
-Modules: rubric (inputs, expected values, verdicts), child (what runs in a submission's
-process), worker (the forking worker), sandbox (the walls), wire (the data format between
-processes), submission (loading .py, folders and zips), batch (the pool and the batch), report
-(results.json, grades.csv, tables).
+The path a submission takes, and the module for each step:
+
+- `submission` (with `exports` for Gradescope's and Canvas's bulk downloads): a command-line
+  SUB becomes Submissions with unique, safe names and the student's identity.
+- `outdir`: the results folder is checked and locked; `cache` skips results that are current.
+- `audit`: the grader's own process reads the source (autograd, tampering, unverifiable code).
+- `rubric` and `groups/`: the inputs drawn from the seed, the expected values from an
+  independent autograd oracle, and each group's judge; a group module also holds what its
+  child calls (`groups/forward.py`, `backward.py`, `train.py`, `predict.py`).
+- `batch`: the job slots; each drives a `worker` process (python -m grader.worker), which forks
+  one `child` per test group behind the walls of `sandbox` (rlimits, uid, Landlock),
+  `namespaces` (file system view, network, PID, IPC), `cgroup` (memory) and, without
+  namespaces, `reaper`; replies travel in the `wire` format and are checked before judging.
+- `notebook` (with `html_report`): with --execute, the notebook runs in a child too and becomes
+  a sanitised report.html; `answers` gathers the written answers into answers.html and
+  manual.csv and merges the TA's scores.
+- `report`: results.json (Gradescope's schema), grades.csv, the table and the histogram.
+- `selfcheck`: the self-check without a sandbox, where there is none (Windows, macOS).
+- The tools: `release` (the student release), `submit` (the student's zip), `gradescope` (the
+  autograder zip).
 """
 import hashlib
 import os
@@ -11,17 +27,20 @@ import os
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-NOT_GRADING = {"release.py", "gradescope.py"}  # tools whose edits change no verdict
+NOT_GRADING = {"release.py", "gradescope.py", "submit.py", "answers.py"}  # tools whose edits change no verdict
 
 
 def _source_hash():
     """A digest of the grader's code, so that results from other code are never reused."""
     digest = hashlib.sha256()
     folder = os.path.dirname(os.path.abspath(__file__))
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".py") and name not in NOT_GRADING:
-            with open(os.path.join(folder, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read())
+    for root, dirs, names in sorted(os.walk(folder)):
+        dirs.sort()
+        for name in sorted(names):
+            if name.endswith(".py") and name not in NOT_GRADING:
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    digest.update(os.path.relpath(path, folder).encode() + b"\0" + f.read())
     return digest.hexdigest()[:12]
 
 

@@ -20,9 +20,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from grader import (KIT_ROOT, answers, audit, cache, cgroup, namespaces, notebook, outdir, report, rubric,
-                    sandbox, submission, wire)
-from grader.rubric import GRADIENT_TESTS, RUBRIC, STANDIN, Verdict, apply_audit
+from grader import (
+    KIT_ROOT,
+    answers,
+    audit,
+    cache,
+    cgroup,
+    namespaces,
+    notebook,
+    outdir,
+    report,
+    rubric,
+    sandbox,
+    submission,
+    wire,
+)
+from grader.rubric import RUBRIC, STANDIN, Verdict, apply_audit
 
 DEFAULT_SANDBOX_UID = 61000
 REPLY_CAP = (64 << 20) + (1 << 20)

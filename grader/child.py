@@ -137,125 +137,6 @@ class Runner:
                 self.meta["errors"][key] = "MemoryError"
             return None
 
-    def forward(self, meta, arrays):
-        for case in range(meta["cases"]):
-            params, X = params_of(arrays, f"case{case}"), arrays[f"case{case}/X"].clone()
-
-            def call():
-                result = self.module.nn_forward_pass(params, X)
-                if not isinstance(result, tuple) or len(result) != 2:
-                    raise ContractError(f"nn_forward_pass returned {type(result).__name__}, "
-                                        "expected a tuple (scores, hidden)")
-                scores = as_tensor(result[0], "scores")
-                hidden = as_tensor(result[1], "hidden")
-                self.arrays[f"case{case}/scores"] = scores
-                self.arrays[f"case{case}/hidden"] = hidden
-
-            self.guarded(f"case{case}", call)
-
-    def backward(self, meta, arrays):
-        watch = AutogradWatch()
-        for call_index, (case, reg) in enumerate(meta["calls"]):
-            params = params_of(arrays, f"case{case}")
-            X, y = arrays[f"case{case}/X"].clone(), arrays[f"case{case}/y"].clone()
-
-            def call():
-                result = self.module.nn_forward_backward(params, X, y, reg)
-                if not isinstance(result, tuple) or len(result) != 2:
-                    raise ContractError(f"nn_forward_backward with labels returned "
-                                        f"{type(result).__name__}, expected a tuple (loss, grads)")
-                loss, grads = result
-                if not isinstance(grads, dict):
-                    raise ContractError(f"grads is a {type(grads).__name__}, expected a dict")
-                watch.check_outputs(params, grads)
-                self.arrays[f"call{call_index}/loss"] = as_tensor(loss, "loss")
-                for k, grad in grads.items():
-                    if k in params:
-                        self.arrays[f"call{call_index}/grad/{k}"] = as_tensor(grad, f"grads['{k}']")
-
-            self.guarded(f"call{call_index}", call)
-        self.meta["autograd"] = sorted(set(watch.used))
-
-    loss_stability = backward
-
-    def train_update(self, meta, arrays):
-        self._train(meta, arrays, record_b2=False)
-
-    def train_schedule(self, meta, arrays):
-        self._train(meta, arrays, record_b2=True)
-
-    def _train(self, meta, arrays, record_b2):
-        """nn_train with the spy loss_func and pred_func of the contract."""
-        params = params_of(arrays, "start")
-        originals = dict(params)
-        base_grads = fresh(arrays, "spy_grad")
-        calls = {"train": [], "scores": 0}
-
-        def spy_loss(params_now, X, y=None, reg=0.0):
-            if y is None:
-                calls["scores"] += 1
-                return torch.zeros(X.shape[0], meta["num_classes"], dtype=X.dtype)
-            i = len(calls["train"])
-            calls["train"].append({"batch": int(X.shape[0]), "reg": _plain(reg)})
-            if record_b2:
-                self.arrays[f"b2_at_call{i}"] = params_now["b2"].detach().clone()
-            scale = float(i + 1) if meta["grow_grads"] else 1.0
-            loss = torch.tensor(meta["loss0"] + meta["loss_step"] * i, dtype=X.dtype)
-            return loss, {k: scale * g.clone() for k, g in base_grads.items()}
-
-        def spy_pred(params_now, loss_func, X):
-            right = len(calls["train"])  # accuracy encodes which iteration asked, and on what
-            return (torch.arange(X.shape[0]) >= right).long()
-
-        def call():
-            stats = self.module.nn_train(
-                params, spy_loss, spy_pred, arrays["X"].clone(), arrays["y"].clone(),
-                arrays["X_val"].clone(), arrays["y_val"].clone(),
-                learning_rate=meta["learning_rate"], learning_rate_decay=meta["decay"],
-                reg=meta["reg"], num_iters=meta["num_iters"], batch_size=meta["batch_size"])
-            if not isinstance(stats, dict):
-                raise ContractError(f"nn_train returned {type(stats).__name__}, expected the stats dict")
-            for key in ("loss_history", "train_acc_history", "val_acc_history"):
-                values = stats.get(key)
-                if not isinstance(values, (list, tuple)):
-                    raise ContractError(f"stats['{key}'] is {type(values).__name__}, expected a list")
-                self.arrays[f"stats/{key}"] = torch.tensor([float(v) for v in values],
-                                                           dtype=torch.float64)
-
-        self.guarded("train", call)
-        self.meta["train_calls"] = calls["train"]
-        self.meta["replaced"] = sorted(k for k in originals
-                                       if params.get(k) is not originals[k])
-        for k, tensor in originals.items():
-            final = params.get(k, tensor)
-            if isinstance(final, torch.Tensor):
-                self.arrays[f"final/{k}"] = final.detach().clone()
-
-    def predict(self, meta, arrays):
-        for case in range(meta["cases"]):
-            params, X = params_of(arrays, f"case{case}"), arrays[f"case{case}/X"].clone()
-
-            def scores_func(params_now, X_now, y=None, reg=0.0):
-                if y is not None:
-                    raise ContractError("nn_predict called loss_func with labels; call "
-                                        "loss_func(params, X) to get the scores")
-                hidden = torch.relu(X_now @ params_now["W1"] + params_now["b1"])
-                return hidden @ params_now["W2"] + params_now["b2"]
-
-            def call():
-                labels = self.module.nn_predict(params, scores_func, X)
-                self.arrays[f"case{case}/labels"] = as_tensor(labels, "nn_predict's result")
-
-            self.guarded(f"case{case}", call)
-
-
-def _plain(value):
-    """A JSON-able record of a value the submission passed (e.g. reg)."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    return repr(value)[:80]
 
 
 def run_notebook(notebook_path, workdir, timeout):
@@ -302,5 +183,7 @@ def run(group, module_path, meta, arrays, on_imported=None):
     if on_imported is not None:
         on_imported()
     if runner.module is not None:
-        getattr(runner, group)(meta, arrays)
+        from grader.groups import BY_NAME
+
+        BY_NAME[group].run(runner, meta, arrays)
     return runner.meta, runner.arrays

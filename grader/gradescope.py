@@ -19,7 +19,8 @@ SECRET_NAME = "grader_secret.txt"
 SCRIPTS = os.path.join("release", "gradescope")
 SCRIPT_NAMES = ["setup.sh", "run_autograder"]
 KIT_FILES = ["grade.py", "helpers.py", "requirements.txt"]
-KIT_FOLDERS = [("grader", (".py",)), (os.path.join("tests", "fixtures"), (".json",))]
+KIT_FOLDERS = [("grader", (".py",)), (os.path.join("grader", "groups"), (".py",)),
+               (os.path.join("tests", "fixtures"), (".json",))]
 # Never in the autograder: the reference solution (and the student's notebook, which the
 # grader does not need).
 FORBIDDEN = {"two_layer_net.py", "two_layer_net.ipynb"}

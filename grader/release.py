@@ -45,6 +45,7 @@ RELEASE_COPIES = [
 RELEASE_FOLDERS = [  # (folder in the kit, file suffixes copied from it, not recursively)
     (os.path.join("tests", "fixtures"), (".json",)),
     ("grader", (".py",)),
+    (os.path.join("grader", "groups"), (".py",)),
 ]
 # The instructor's tools: they build releases and autograders, and hold nothing a student runs.
 INSTRUCTOR_ONLY = {os.path.join("grader", "release.py"), os.path.join("grader", "gradescope.py")}

@@ -2,31 +2,127 @@
 
 Not part of the release itself: a student's finished module has no solution markers.
 """
+import json
 import os
 import re
 import secrets
 import shutil
 import subprocess
 import sys
+import textwrap
 import zipfile
 
 import nbformat
 import pytest
 
 from conftest import ROOT
-from grader import SECRET_ENV, release, submission
+from grader import SECRET_ENV, release, submission, submit
 from grader.release import ReleaseError, find_regions, strip_solutions
 
 REFERENCE = os.path.join(ROOT, "two_layer_net.py")
 MARKER = re.compile(r"^\s*#\s*(BEGIN|END) SOLUTION")
+INSTRUCTOR_TOOLS = {"grader/release.py", "grader/gradescope.py"}
 RELEASED = {
     "README.md", "grade.py", "helpers.py", "pytest.ini", "requirements.txt",
     "two_layer_net.py", "two_layer_net.ipynb", "tests/conftest.py", "tests/test_two_layer_net.py",
     "tests/fixtures/toy_reference.json",
     *(f"grader/{name}" for name in os.listdir(os.path.join(ROOT, "grader")) if name.endswith(".py")),
-}
+    *(f"grader/groups/{name}" for name in os.listdir(os.path.join(ROOT, "grader", "groups"))
+      if name.endswith(".py")),
+} - INSTRUCTOR_TOOLS
 # The release's own pytest run and self-check each start a fresh interpreter that imports torch.
 SUBPROCESS_TIMEOUT = 300
+# On the untouched stubs the release's pytest printed over 2,000 lines before its pytest.ini and
+# the one-failure-per-unwritten-part rule of test_two_layer_net.py; now about 75.
+STUB_RUN_LINES = 150
+
+# A solution written against the original course's scaffold, as a student of EECS 498-007 A2
+# writes it (see tests/submissions/student_solution.py), for each `# YOUR CODE HERE` of the
+# release, keyed by the start of its hint. Nothing in it follows the reference's own wording.
+COURSE_PARTS = {
+    "compute hidden": """
+        hidden = (X.mm(W1) + b1).clamp(min=0)
+        scores = hidden.mm(W2) + b2
+        """,
+    "compute loss": """
+        N, D = X.shape
+        shifted = scores - scores.max(dim=1, keepdim=True).values
+        exp_scores = torch.exp(shifted)
+        probs = exp_scores / exp_scores.sum(dim=1, keepdim=True)
+        log_probs = shifted - torch.log(exp_scores.sum(dim=1, keepdim=True))
+        loss = -log_probs[torch.arange(N), y].sum()
+        loss /= N
+        loss += reg * torch.sum(W1 * W1) + reg * torch.sum(W2 * W2)
+        """,
+    "backpropagate": """
+        dscores = probs.clone()
+        dscores[torch.arange(N), y] -= 1
+        dscores /= N
+        grads['W2'] = hidden.t().mm(dscores) + 2 * reg * W2
+        grads['b2'] = dscores.sum(dim=0)
+        dh1 = dscores.mm(W2.t())
+        dh1[hidden <= 0] = 0
+        grads['W1'] = X.t().mm(dh1) + 2 * reg * W1
+        grads['b1'] = dh1.sum(dim=0)
+        """,
+    "stop training": """
+        warnings.warn('Loss diverged, stopping', RuntimeWarning)
+        diverged_at = it
+        break
+        """,
+    "update every parameter": """
+        for k in params:
+            params[k] -= learning_rate * grads[k]
+        """,
+    "the label with the highest score": """
+        scores = loss_func(params, X)
+        y_pred = torch.argmax(scores, dim=1)
+        """,
+    "choose the lists": """
+        learning_rates = [1e-1, 5e-1]
+        hidden_sizes = [64]
+        regularization_strengths = [1e-4]
+        learning_rate_decays = [0.99]
+        """,
+    "train a TwoLayerNet": """
+        learning_rates, hidden_sizes, regs, decays = get_param_set_fn()
+        for lr in learning_rates:
+            for hs in hidden_sizes:
+                for reg in regs:
+                    for decay in decays:
+                        net = TwoLayerNet(X_train.shape[1], hs, num_classes,
+                                          device=X_train.device, dtype=X_train.dtype)
+                        stat = net.train(X_train, y_train, X_val, y_val, num_iters=num_iters,
+                                         batch_size=batch_size, learning_rate=lr,
+                                         learning_rate_decay=decay, reg=reg, verbose=False)
+                        val_acc = (net.predict(X_val) == y_val).float().mean().item()
+                        search.append({'learning_rate': lr, 'hidden_size': hs, 'reg': reg,
+                                       'learning_rate_decay': decay, 'val_acc': val_acc})
+                        if val_acc > best_val_acc:
+                            best_val_acc, best_net, best_stat = val_acc, net, stat
+        """,
+}
+_YOUR_CODE = re.compile(r"^(?P<indent>\s*)# YOUR CODE HERE: (?P<hint>.*)$")
+
+
+def fill_stubs(stub, parts):
+    """The student module `stub` with the `parts` whose key starts a stub's hint written in: each
+    goes below its `# YOUR CODE HERE` line, in place of the raise after it (if any)."""
+    lines, out, i = stub.splitlines(keepends=True), [], 0
+    filled = set()
+    while i < len(lines):
+        out.append(lines[i])
+        match = _YOUR_CODE.match(lines[i])
+        key = match and next((k for k in parts if match.group("hint").startswith(k)), None)
+        if key:
+            code = textwrap.dedent(parts[key]).strip("\n") + "\n"
+            out.append(textwrap.indent(code, match.group("indent")))
+            filled.add(key)
+            if i + 1 < len(lines) and lines[i + 1].strip().startswith("raise NotImplementedError("):
+                i += 1
+        i += 1
+    assert filled == set(parts), f"no stub for {set(parts) - filled}"
+    return "".join(out)
 
 
 def copy_kit(dest):
@@ -85,7 +181,9 @@ def released(tmp_path_factory):
 
 
 def test_release_holds_the_student_files_and_nothing_else(released):
-    assert release_files(released["out"]) == RELEASED
+    files = release_files(released["out"])
+    assert files == RELEASED
+    assert not files & INSTRUCTOR_TOOLS
     assert not [n for n in os.listdir(released["base"]) if ".building-" in n]
 
 
@@ -97,15 +195,23 @@ def test_release_contains_no_solution_code(released):
     reference_lines = reference.splitlines()
     student_lines = {line.strip() for line in student.splitlines()}
     regions = find_regions(reference)
-    assert len(regions) >= 7
-    solution = [reference_lines[i].strip() for begin, end, _ in regions for i in range(begin, end - 1)]
+    assert len(regions) >= 8
+    solution = [reference_lines[i].strip() for r in regions for i in range(r.begin, r.end - 1)]
     solution = [line for line in solution if line and not line.startswith("#")]
     assert solution, "the reference's regions hold no code; the test would prove nothing"
     assert [line for line in solution if line in student_lines] == []
     assert not [line for line in student.splitlines() if MARKER.match(line)]
-    assert student.count("raise NotImplementedError(") == len(regions)
-    for _, _, hint in regions:
-        assert f'raise NotImplementedError("{hint}")' in student
+    raising = [r for r in regions if r.raises]
+    stubs = re.findall(r"^\s*raise NotImplementedError\(", student, re.M)
+    assert len(stubs) == len(raising) == len(regions) - 1
+    assert len(re.findall(r"^\s*# YOUR CODE HERE: ", student, re.M)) == len(regions)
+    for r in regions:
+        stub = re.search(rf"# YOUR CODE HERE: {re.escape(r.hint)}\n(.*)\n", student)
+        assert stub, r.hint
+        raises = f"raise NotImplementedError({json.dumps(r.hint)})"
+        assert (stub.group(1).strip() == raises) == r.raises, (r.hint, stub.group(1))
+    (backward,) = [r for r in regions if not r.raises]
+    assert backward.hint.startswith("backpropagate")
 
 
 def test_released_notebook_has_no_outputs(released):
@@ -114,6 +220,40 @@ def test_released_notebook_has_no_outputs(released):
     assert code, "no code cells: the test would prove nothing"
     assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
     assert not [cell for cell in notebook.cells if "execution" in cell.metadata]
+
+
+def test_released_notebook_has_no_instructor_cells_and_keeps_the_question_tags(released, tmp_path):
+    kit = nbformat.read(os.path.join(ROOT, "two_layer_net.ipynb"), as_version=4)
+    notebook = nbformat.read(os.path.join(released["out"], "two_layer_net.ipynb"), as_version=4)
+    solutions = [cell for cell in kit.cells if "solution" in cell.metadata.get("tags", [])]
+    assert len(solutions) == 3, "the kit's model answers: the test would prove nothing without"
+    assert not [cell for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])]
+    assert [cell.id for cell in notebook.cells] == [cell.id for cell in kit.cells
+                                                    if cell not in solutions]
+    text = "\n".join(cell.source for cell in notebook.cells)
+    for cell in solutions:
+        paragraphs = [p for p in cell.source.split("\n\n")[1:] if len(p) > 40]
+        assert paragraphs and not [p for p in paragraphs if p in text]
+    for qid in ("q1", "q2", "q3"):
+        (question,) = [c for c in notebook.cells if f"question:{qid}" in c.metadata.get("tags", [])]
+        (answer,) = [c for c in notebook.cells if f"answer:{qid}" in c.metadata.get("tags", [])]
+        assert answer.source == submit.ANSWER_PLACEHOLDER and answer.id == f"answer-{qid}"
+        assert notebook.cells.index(answer) == notebook.cells.index(question) + 1
+
+
+def test_release_resets_answer_cells_and_removes_any_solution_cell(tmp_path):
+    kit = copy_kit(tmp_path / "kit")
+    path = os.path.join(kit, "two_layer_net.ipynb")
+    notebook = nbformat.read(path, as_version=4)
+    (answer,) = [c for c in notebook.cells if "answer:q2" in c.metadata.get("tags", [])]
+    answer.source = "*Your answer:* the instructor's answer, typed in while testing"
+    extra = nbformat.v4.new_code_cell("print('the instructor only')")
+    extra.metadata["tags"] = ["figure", "solution"]
+    notebook.cells.insert(3, extra)
+    nbformat.write(notebook, path)
+    assert release.write_release(out=str(tmp_path / "student"), kit=kit) == 0
+    text = (tmp_path / "student" / "two_layer_net.ipynb").read_text()
+    assert "the instructor" not in text
 
 
 def test_release_holds_no_secret(released):
@@ -125,10 +265,16 @@ def test_release_holds_no_secret(released):
             assert secret.encode() not in data, rel
 
 
-def test_release_tests_fail_on_the_stubs_and_pass_with_the_reference(released, tmp_path):
-    stubs = run_in(released["out"], "-m", "pytest", "-q", "-p", "no:cacheprovider")
+def test_release_tests_fail_on_the_stubs_briefly_and_pass_with_the_reference(released, tmp_path):
+    stubs = run_in(released["out"], "-m", "pytest", "-p", "no:cacheprovider")
     assert stubs.returncode == 1, stubs.stdout[-3000:]  # failures, not a collection error (2)
     assert re.search(r"\d+ failed", stubs.stdout) and "NotImplementedError" in stubs.stdout
+    assert len(stubs.stdout.splitlines()) < STUB_RUN_LINES, stubs.stdout
+    # Each unwritten part fails once; the tests it blocks are folded into one line.
+    assert re.search(r"^SKIPPED \[\d{2}\] .*blocked by a part not written yet: compute hidden",
+                     stubs.stdout, re.M)
+    failed = re.findall(r"^FAILED (\S+)", stubs.stdout, re.M)
+    assert len(failed) <= 8, failed
 
     finished = tmp_path / "finished"
     shutil.copytree(released["out"], finished)
@@ -141,9 +287,71 @@ def test_release_tests_fail_on_the_stubs_and_pass_with_the_reference(released, t
 def test_release_self_check_prints_the_table_with_0_of_100(released):
     check = run_in(released["out"], "grade.py")
     assert check.returncode == 0, check.stderr[-2000:]
-    assert re.search(r"^forward\s+0/15\s+failed\s+.*NotImplementedError", check.stdout, re.M)
+    assert re.search(r"^forward\s+0/15\s+failed\s", check.stdout, re.M)
+    assert "NotImplementedError: compute hidden" in " ".join(check.stdout.split())
     assert re.search(r"^total\s+0/100$", check.stdout, re.M)
     assert "public self-check inputs" in check.stdout
+
+
+@pytest.fixture(scope="module")
+def course_solution(released, tmp_path_factory):
+    """The release with every stub written the way the original course's students write it."""
+    folder = tmp_path_factory.mktemp("course") / "student"
+    shutil.copytree(released["out"], folder)
+    module = folder / "two_layer_net.py"
+    module.write_text(fill_stubs(module.read_text(), COURSE_PARTS))
+    return folder
+
+
+def test_a_solution_written_against_the_course_scaffold_passes_the_public_tests(course_solution):
+    tests = run_in(course_solution, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert re.search(r"\d+ passed", tests.stdout) and "failed" not in tests.stdout
+
+
+def test_a_solution_written_against_the_course_scaffold_gets_100_on_the_self_check(course_solution):
+    check = run_in(course_solution, "grade.py")
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert re.search(r"^total\s+100/100$", check.stdout, re.M), check.stdout
+
+
+def test_self_check_and_submit_work_in_the_release_folder(course_solution):
+    shutil.copyfile(course_solution / "two_layer_net.ipynb", course_solution / "run.ipynb")
+    run_notebook_in_place(str(course_solution / "two_layer_net.ipynb"))
+    made = run_in(course_solution, "grade.py", "submit")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert "wrote " in made.stdout and "submission.zip" in made.stdout
+    assert re.search(r"3 questions have no answer yet", made.stdout)
+    with zipfile.ZipFile(course_solution / "submission.zip") as archive:
+        assert archive.namelist() == ["two_layer_net.py", "two_layer_net.ipynb"]
+    for tool in ("release", "gradescope"):
+        refused = run_in(course_solution, "grade.py", tool, str(course_solution / "out.zip"))
+        assert refused.returncode == 2, (tool, refused.stderr)
+        assert "Traceback" not in refused.stderr and "instructor" in refused.stderr
+        assert not (course_solution / "out.zip").exists()
+
+
+def test_the_loss_passes_before_the_backward_pass_is_written(released, tmp_path):
+    folder = tmp_path / "student"
+    shutil.copytree(released["out"], folder)
+    module = folder / "two_layer_net.py"
+    parts = {k: COURSE_PARTS[k] for k in ("compute hidden", "compute loss")}
+    module.write_text(fill_stubs(module.read_text(), parts))
+
+    tests = run_in(folder, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--tb=line")
+    assert tests.returncode == 1, tests.stdout[-3000:]
+    passed = set(re.findall(r"^PASSED \S+::(test_\w+)", tests.stdout, re.M))
+    assert {"test_loss_matches_autograd", "test_loss_matches_cross_entropy_plus_l2",
+            "test_regulariser_is_reg_times_sum_of_squares_without_half",
+            "test_loss_is_finite_and_right_for_huge_scores"} <= passed, tests.stdout[-3000:]
+    assert re.search(r"NotImplementedError: nn_forward_backward returned grads without W1, b1, W2, "
+                     r"b2: write its Part 2, backpropagate", tests.stdout)
+
+    check = run_in(folder, "grade.py")
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert re.search(r"^loss\s+10/10\s+passed", check.stdout, re.M), check.stdout
+    assert re.search(r"^loss_stability\s+0/5\s+failed", check.stdout, re.M), check.stdout
+    assert re.search(r"^grad_W1\s+0/10\s+failed", check.stdout, re.M), check.stdout
 
 
 def test_release_refuses_an_existing_folder_and_overwrites_nothing(tmp_path, capsys):
@@ -190,16 +398,40 @@ def test_stub_keeps_the_indentation_and_the_hint():
     assert regions == 2
     assert stub == ('def f(x):\n'
                     '    y = 1\n'
+                    '    # YOUR CODE HERE: return "twice" x\n'
                     '    raise NotImplementedError("return \\"twice\\" x")\n'
                     '\n'
                     'class A:\n'
                     '    def g(self):\n'
                     '        if True:\n'
+                    '            # YOUR CODE HERE: implement this part of g\n'
                     '            raise NotImplementedError("implement this part of g")\n')
     namespace = {}
     exec(compile(stub, "stub.py", "exec"), namespace)
     with pytest.raises(NotImplementedError, match='^return "twice" x$'):
         namespace["f"](1)
+
+
+def test_a_no_raise_region_leaves_only_its_comment_so_the_code_after_it_runs():
+    source = ('def f(x):\n'
+              '    y = x + 1\n'
+              '    grads = {}\n'
+              '    # BEGIN SOLUTION NO RAISE: fill grads["x"]\n'
+              '    grads["x"] = 1\n'
+              '    # END SOLUTION\n'
+              '    return y, grads\n')
+    (region,) = find_regions(source)
+    assert (region.begin, region.end, region.hint) == (4, 6, 'fill grads["x"]')
+    assert not region.raises
+    stub, regions = strip_solutions(source)
+    assert stub == ('def f(x):\n'
+                    '    y = x + 1\n'
+                    '    grads = {}\n'
+                    '    # YOUR CODE HERE: fill grads["x"]\n'
+                    '    return y, grads\n')
+    namespace = {}
+    exec(compile(stub, "stub.py", "exec"), namespace)
+    assert namespace["f"](1) == (2, {})
 
 
 def test_markers_in_strings_are_text_not_markers():
@@ -213,7 +445,8 @@ def test_markers_in_strings_are_text_not_markers():
      "line 3: BEGIN SOLUTION inside the region opened at line 2"),
     ("x = 1\n# END SOLUTION\n", "line 2: END SOLUTION without a BEGIN"),
     ("def f():\n    return 1  # BEGIN SOLUTION\n", "line 2: the marker .* follows code"),
-    ("# BEGIN SOLUTION\nif x:\n# END SOLUTION\n    y = 1\n", "line 2 is not valid Python"),
+    ("# BEGIN SOLUTION\nif x:\n# END SOLUTION\n    y = 1\n",
+     "line 4: with its solutions stubbed, this line is not valid Python"),
     ("s = '''\n", "line 1: cannot be read as Python"),
 ])
 def test_malformed_markers_name_the_line(source, says):
@@ -263,7 +496,7 @@ def test_submit_zips_the_module_and_the_executed_notebook(student, capsys):
     (student / "linear_classifier.py").write_text("def sample_batch(X, y, num_train, batch_size):\n"
                                                   "    return X, y\n")
     (student / "scratch.txt").write_text("not submitted")
-    assert release.write_submission(folder=str(student), out="submission.zip") == 0
+    assert submit.write_submission(folder=str(student), out="submission.zip") == 0
     assert "submission.zip" in capsys.readouterr().out
     with zipfile.ZipFile(student / "submission.zip") as archive:
         assert archive.namelist() == ["two_layer_net.py", "two_layer_net.ipynb",
@@ -282,7 +515,7 @@ def test_submit_refuses_an_unrun_notebook_and_a_module_that_does_not_import(stud
     with open(student / "two_layer_net.py", "a") as f:
         f.write("\n\ndef half_written(:\n")
     lines = (student / "two_layer_net.py").read_text().count("\n")
-    assert release.write_submission(folder=str(student), out="submission.zip") == 1
+    assert submit.write_submission(folder=str(student), out="submission.zip") == 1
     err = capsys.readouterr().err
     assert re.search(r"2 of its 4 code cells were never executed \(cell 3 .*, cell 5 .*\); "
                      r"run it top to bottom .* and save it", err)
@@ -295,12 +528,67 @@ def test_submit_refuses_an_unrun_notebook_and_a_module_that_does_not_import(stud
 
 def test_submit_refuses_without_a_notebook(student, capsys):
     os.remove(student / "two_layer_net.ipynb")
-    assert release.write_submission(folder=str(student), out="submission.zip") == 1
+    assert submit.write_submission(folder=str(student), out="submission.zip") == 1
     assert "no two_layer_net.ipynb in" in capsys.readouterr().err
     assert not (student / "submission.zip").exists()
 
 
 def test_import_check_stops_a_module_that_hangs(tmp_path):
     (tmp_path / "two_layer_net.py").write_text("import time\ntime.sleep(60)\n")
-    problem = release.import_problem(str(tmp_path), timeout=1.0)
+    problem = submit.import_problem(str(tmp_path), timeout=1.0)
     assert re.search(r"did not finish in 1 s; move any training", problem)
+
+
+def test_submit_lists_failing_checks_and_unanswered_questions_but_still_writes_the_zip(student,
+                                                                                    capsys):
+    def check_cell(count, text=None, error=None):
+        cell = nbformat.v4.new_code_cell(f"print(check_{count}())")
+        cell.metadata["tags"] = ["check"]
+        cell.execution_count = count
+        if text is not None:
+            cell.outputs = [nbformat.v4.new_output("stream", text=text)]
+        if error is not None:
+            cell.outputs = [nbformat.v4.new_output("error", ename=error[0], evalue=error[1],
+                                                   traceback=[])]
+        return cell
+
+    def tagged_md(source, tag):
+        cell = nbformat.v4.new_markdown_cell(source)
+        cell.metadata["tags"] = [tag]
+        return cell
+
+    cells = [
+        nbformat.v4.new_markdown_cell("## 2. Forward pass"),
+        check_cell(1, "Difference in scores: 0 (should be < 1e-10): PASS\n"),
+        nbformat.v4.new_markdown_cell("## 3. Loss"),
+        check_cell(2, "Difference in loss: 0.5 (should be < 1e-10): FAIL\n"
+                      "Same with large weights: FAIL: NotImplementedError: compute loss\n"),
+        check_cell(3, error=("KeyError", "'W1'")),
+        tagged_md("**Question 1. What do the curves show?** Describe them.", "question:q1"),
+        tagged_md("*Your answer:*", "answer:q1"),
+        tagged_md("**Question 2. Why can the loss function produce scores?**", "question:q2"),
+        tagged_md("*Your answer:* Because the scores come first.", "answer:q2"),
+        tagged_md("**Question 3. What did the learning rate do?**", "question:q3"),
+        tagged_md("", "answer:q3"),
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), str(student / "two_layer_net.ipynb"))
+    assert submit.write_submission(folder=str(student), out="submission.zip") == 0
+    out = capsys.readouterr().out
+    assert (student / "submission.zip").exists()
+    assert "you may upload it as it is" in out
+    assert re.search(r"- 2 check cells do not print PASS:\n"
+                     r"    cell 4 \(3\. Loss\): Difference in loss: 0\.5 \(should be < 1e-10\): "
+                     r"FAIL \(and 1 more FAIL lines\)\n"
+                     r"    cell 5 \(3\. Loss\): KeyError: 'W1': FAIL\n", out), out
+    assert re.search(r"- 2 questions have no answer yet:\n"
+                     r"    Question 1\. What do the curves show\? \(cell 7, still empty\)\n"
+                     r"    Question 3\. What did the learning rate do\? \(cell 11, still empty\)\n",
+                     out), out
+    assert "Question 2" not in out
+
+
+def test_submit_says_nothing_more_when_every_check_passes_and_every_question_is_answered(student,
+                                                                                       capsys):
+    assert submit.write_submission(folder=str(student), out="submission.zip") == 0
+    out = capsys.readouterr().out
+    assert "upload this file" in out and "Still missing" not in out

@@ -1,0 +1,203 @@
+"""The two training tests: nn_train against a spy loss_func that returns fixed gradients
+(`train_update`: the in-place update and reg; `train_schedule`: decay, histories, accuracies)."""
+import torch
+
+from grader.child import ContractError, fresh, params_of
+from grader.rubric import (
+    DTYPE,
+    PARAM_NAMES,
+    THRESHOLD,
+    Group,
+    Verdict,
+    check_array,
+    child_error,
+    draw_case,
+    generator_for,
+    judge_errors,
+)
+
+
+def train_inputs(g, N, D, H, C, n_val):
+    params, X, _ = draw_case(g, N, D, H, C)
+    grads = {k: torch.sign(torch.randn(v.shape, generator=g, dtype=DTYPE))
+             * (1 + torch.rand(v.shape, generator=g, dtype=DTYPE)) for k, v in params.items()}
+    arrays = {f"start/{k}": v for k, v in params.items()}
+    arrays.update({f"spy_grad/{k}": v for k, v in grads.items()})
+    arrays.update({"X": X, "y": torch.zeros(N, dtype=torch.int64),
+                   "X_val": torch.randn(n_val, D, generator=g, dtype=DTYPE),
+                   "y_val": torch.zeros(n_val, dtype=torch.int64)})
+    return params, grads, arrays
+
+
+def build_update(seed):
+    g = generator_for(seed, "train_update")
+    params, grads, arrays = train_inputs(g, 50, 4, 6, 3, 7)
+    meta = {"learning_rate": 0.1, "decay": 1.0, "reg": 0.123, "num_iters": 5, "batch_size": 10,
+            "num_classes": 3, "grow_grads": True, "loss0": 2.0, "loss_step": -0.125}
+    total = sum(range(1, meta["num_iters"] + 1))  # the spy's gradient at call i is (i+1) * G
+    expected = {k: params[k] - meta["learning_rate"] * total * grads[k] for k in params}
+
+    def judge(meta_out, out):
+        problem = train_problem(meta_out, meta)
+        if problem is None and meta_out.get("replaced"):
+            k = meta_out["replaced"][0]
+            problem = (f"params['{k}'] was replaced by a new tensor; update it in place: "
+                       "params[k] -= learning_rate * grads[k]")
+        if problem is None:
+            checks = [(f"params['{k}'] after {meta['num_iters']} steps",
+                       *check_array(out.get(f"final/{k}"), expected[k], f"params['{k}']"))
+                      for k in PARAM_NAMES]
+            return {"train_update": judge_errors(checks, "on every parameter, in place, "
+                                                 "with reg passed through")}
+        return {"train_update": Verdict(False, problem)}
+
+    return Group("train_update", ["train_update"], meta, arrays, judge)
+
+
+def train_problem(meta_out, meta):
+    """What is wrong with nn_train's calls of the spy loss_func, or None."""
+    error = child_error(meta_out, "train")
+    if error:
+        return f"nn_train raised {error}"
+    calls = meta_out.get("train_calls") or []
+    if len(calls) != meta["num_iters"]:
+        return (f"loss_func was called {len(calls)} times with labels, expected once per "
+                f"iteration (num_iters={meta['num_iters']})")
+    for call in calls:
+        if call.get("reg") != meta["reg"]:
+            return (f"loss_func received reg={call.get('reg')}, expected the reg given to "
+                    f"nn_train ({meta['reg']}): pass reg=reg")
+        if call.get("batch") != meta["batch_size"]:
+            return (f"loss_func received a batch of {call.get('batch')} examples, expected "
+                    f"batch_size={meta['batch_size']}")
+    return None
+
+
+def build_schedule(seed):
+    g = generator_for(seed, "train_schedule")
+    N, n_val = 100, 20
+    params, grads, arrays = train_inputs(g, N, 5, 4, 3, n_val)
+    meta = {"learning_rate": 1.0, "decay": 0.5, "reg": 0.0, "num_iters": 10, "batch_size": 30,
+            "num_classes": 3, "grow_grads": False, "loss0": 2.0, "loss_step": -0.125}
+    per_epoch = max(N // meta["batch_size"], 1)
+    rates, lr = [], meta["learning_rate"]
+    epoch_starts = []
+    for it in range(meta["num_iters"]):
+        rates.append(lr)
+        if it % per_epoch == 0:
+            epoch_starts.append(it)
+            lr *= meta["decay"]
+    want = {"loss_history": [meta["loss0"] + meta["loss_step"] * i for i in range(meta["num_iters"])],
+            # all labels are 0 and the spy predicts 0 for the first `calls so far` examples
+            "train_acc_history": [min(it + 1, meta["batch_size"]) / meta["batch_size"]
+                                  for it in epoch_starts],
+            "val_acc_history": [min(it + 1, n_val) / n_val for it in epoch_starts]}
+
+    def judge(meta_out, out):
+        problem = train_problem(meta_out, meta)
+        if problem is None:
+            problem = schedule_problem(out, grads["b2"], rates, per_epoch)
+        if problem is None:
+            problem = history_problem(out, want, per_epoch)
+        verdict = Verdict(problem is None, problem or (
+            f"the learning rate decays once per epoch ({per_epoch} iterations) and the "
+            f"histories hold {len(want['train_acc_history'])} epoch-start accuracies"))
+        return {"train_schedule": verdict}
+
+    return Group("train_schedule", ["train_schedule"], meta, arrays, judge)
+
+
+def schedule_problem(out, grad_b2, rates, per_epoch):
+    """Learning rates read back from b2 before and after every step, against the schedule."""
+    snapshots = [out.get(f"b2_at_call{i}") for i in range(len(rates))] + [out.get("final/b2")]
+    for i, (before, after) in enumerate(zip(snapshots, snapshots[1:])):
+        for value in (before, after):
+            if value is None or value.shape != grad_b2.shape or value.dtype != grad_b2.dtype:
+                return "params['b2'] could not be followed through training"
+        used = ((before - after) / grad_b2).mean().item()
+        if not abs(used - rates[i]) <= THRESHOLD * abs(rates[i]):
+            return (f"iteration {i} stepped with learning rate {used:.6g}, expected "
+                    f"{rates[i]:.6g}: multiply the rate by learning_rate_decay once per epoch "
+                    f"(every {per_epoch} iterations, at the epoch check after the update)")
+    return None
+
+
+def history_problem(out, want, per_epoch):
+    for key, expected in want.items():
+        got = out.get(f"stats/{key}")
+        if got is None:
+            return f"stats['{key}'] is missing"
+        if len(got) != len(expected):
+            every = "per iteration" if key == "loss_history" else f"per epoch ({per_epoch} iterations)"
+            return f"stats['{key}'] has {len(got)} entries, expected {len(expected)} (one {every})"
+        if not torch.allclose(got, torch.tensor(expected, dtype=DTYPE), rtol=THRESHOLD, atol=0):
+            what = ("the loss of every iteration, in order" if key == "loss_history" else
+                    "the accuracy of pred_func at each epoch start, after that iteration's update"
+                    + (" on X_batch" if key == "train_acc_history" else " on X_val"))
+            return f"stats['{key}'] does not hold {what}"
+    return None
+
+
+def run_update(runner, meta, arrays):
+    _train(runner, meta, arrays, record_b2=False)
+
+
+def run_schedule(runner, meta, arrays):
+    _train(runner, meta, arrays, record_b2=True)
+
+
+def _train(runner, meta, arrays, record_b2):
+    """nn_train with the spy loss_func and pred_func of the contract."""
+    params = params_of(arrays, "start")
+    originals = dict(params)
+    base_grads = fresh(arrays, "spy_grad")
+    calls = {"train": [], "scores": 0}
+
+    def spy_loss(params_now, X, y=None, reg=0.0):
+        if y is None:
+            calls["scores"] += 1
+            return torch.zeros(X.shape[0], meta["num_classes"], dtype=X.dtype)
+        i = len(calls["train"])
+        calls["train"].append({"batch": int(X.shape[0]), "reg": _plain(reg)})
+        if record_b2:
+            runner.arrays[f"b2_at_call{i}"] = params_now["b2"].detach().clone()
+        scale = float(i + 1) if meta["grow_grads"] else 1.0
+        loss = torch.tensor(meta["loss0"] + meta["loss_step"] * i, dtype=X.dtype)
+        return loss, {k: scale * g.clone() for k, g in base_grads.items()}
+
+    def spy_pred(params_now, loss_func, X):
+        right = len(calls["train"])  # accuracy encodes which iteration asked, and on what
+        return (torch.arange(X.shape[0]) >= right).long()
+
+    def call():
+        stats = runner.module.nn_train(
+            params, spy_loss, spy_pred, arrays["X"].clone(), arrays["y"].clone(),
+            arrays["X_val"].clone(), arrays["y_val"].clone(),
+            learning_rate=meta["learning_rate"], learning_rate_decay=meta["decay"],
+            reg=meta["reg"], num_iters=meta["num_iters"], batch_size=meta["batch_size"])
+        if not isinstance(stats, dict):
+            raise ContractError(f"nn_train returned {type(stats).__name__}, expected the stats dict")
+        for key in ("loss_history", "train_acc_history", "val_acc_history"):
+            values = stats.get(key)
+            if not isinstance(values, (list, tuple)):
+                raise ContractError(f"stats['{key}'] is {type(values).__name__}, expected a list")
+            runner.arrays[f"stats/{key}"] = torch.tensor([float(v) for v in values],
+                                                       dtype=torch.float64)
+
+    runner.guarded("train", call)
+    runner.meta["train_calls"] = calls["train"]
+    runner.meta["replaced"] = sorted(k for k in originals
+                                   if params.get(k) is not originals[k])
+    for k, tensor in originals.items():
+        final = params.get(k, tensor)
+        if isinstance(final, torch.Tensor):
+            runner.arrays[f"final/{k}"] = final.detach().clone()
+
+
+def _plain(value):
+    """A JSON-able record of a value the submission passed (e.g. reg)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return repr(value)[:80]
