@@ -43,6 +43,9 @@ def describe_exception(error, student_folder):
     message = str(error)
     if len(message) > MESSAGE_LIMIT:
         message = message[:MESSAGE_LIMIT] + " ..."
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        message += (f" (the grader's Python has no module '{error.name}': two_layer_net.py may "
+                    "import torch and Python's standard library only)")
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if os.path.abspath(f.filename).startswith(student_folder + os.sep)]
     lines = [f"{type(error).__name__}: {message}"]

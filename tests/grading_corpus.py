@@ -223,6 +223,11 @@ def entries(instructor_files, results_dir):
         Entry("predict_sparse", "labels as a sparse tensor",
               source=edit("    return y_pred\n", "    return y_pred.to_sparse()\n"),
               expect={"predict": r"torch\.sparse_coo tensor, expected an ordinary dense tensor"}),
+        Entry("imports_a_missing_module", "imports a package the grader does not have",
+              source="import pandas_is_not_installed_here\n" + BASE,
+              expect={ALL: r"No module named 'pandas_is_not_installed_here' \(the grader's Python "
+                           r"has no module .*torch and Python's standard library only\)"
+                           r"|cannot verify"}, flags="unverifiable"),
         Entry("imports_the_standard_library", "imports html, json, csv and matplotlib at module "
               "level, as public solutions do (a private Python must not make this score 0)",
               source="import csv\nimport html\nimport json\nimport matplotlib.pyplot as plt\n" + BASE),
