@@ -46,3 +46,22 @@ def test_without_a_cgroup_memory_is_capped_by_address_space(tmp_path):
     assert results["memory_hog_python"]["predict"]["status"] == "failed"
     assert "memory limit" in results["memory_hog_python"]["predict"]["output"]
     assert all(t["status"] == "passed" for t in results["correct"].values())
+
+
+def test_only_a_child_that_died_before_its_walls_were_up_is_the_graders_fault():
+    """A child that cannot even enter its scratch folder never ran submission code: that, and
+    only that, is reported as the grader's fault (the corpus's fake_grader_fault shows that a
+    submission printing the same words is not)."""
+    from grader import batch, submission
+
+    sub = submission.load(os.path.join(ROOT, "tests", "submissions", "student_solution.py"))
+    with batch.Grader("any", batch.Limits(timeout=10, memory_mb=400), 1, True) as grader:
+        slot = grader._slot()
+        request = {"group": "predict", "module_path": "/nonexistent/two_layer_net.py",
+                   "meta": {"cases": 0}, "scratch": "/nonexistent-scratch", "timeout": 10,
+                   "memory_mb": 400, "uid": slot.uid, "gid": slot.uid, "read_paths": [],
+                   "standin": grader.standin}
+        outcome = grader._supervise(slot, request, {}, 10)
+        assert "fault of the grader, not of the submission" in outcome.failure
+        result, _ = grader.grade(sub)
+        assert result.score == 100, "the slot still grades after a failed start"
