@@ -13,6 +13,7 @@ import traceback
 
 import torch
 
+import helpers  # noqa: F401 -- loaded before any fork, so that a submission may import it
 from grader import wire
 
 MODULE_NAME = "two_layer_net"

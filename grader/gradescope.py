@@ -3,8 +3,8 @@
 Gradescope unpacks the zip into /autograder/source, runs `setup.sh` once as root when it builds
 the image, and runs `run_autograder` (copied to /autograder) for every submission; see
 release/gradescope/ for both scripts. The zip holds them, the files the grader needs (grade.py,
-grader/, helpers.py, tests/fixtures/, requirements.txt) and grader_secret.txt with the secret
-seed. It never holds the reference solution.
+grader/, helpers.py and helpers_lib/, tests/fixtures/, requirements.txt: grader.kitfiles) and
+grader_secret.txt with the secret seed. It never holds the reference solution.
 """
 import os
 import secrets
@@ -14,13 +14,11 @@ import zipfile
 from dataclasses import dataclass, field
 
 from grader import KIT_ROOT
+from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, kit_files
 
 SECRET_NAME = "grader_secret.txt"
-SCRIPTS = os.path.join("release", "gradescope")
+SCRIPTS = "release/gradescope"
 SCRIPT_NAMES = ["setup.sh", "run_autograder"]
-KIT_FILES = ["grade.py", "helpers.py", "requirements.txt"]
-KIT_FOLDERS = [("grader", (".py",)), (os.path.join("grader", "groups"), (".py",)),
-               (os.path.join("tests", "fixtures"), (".json",))]
 # Never in the autograder: the reference solution (and the student's notebook, which the
 # grader does not need).
 FORBIDDEN = {"two_layer_net.py", "two_layer_net.ipynb"}
@@ -42,16 +40,12 @@ class Autograder:
 
 def _members(kit):
     """[(name in the zip, path in the kit, mode)] of everything but the secret."""
-    members = []
-    for name in SCRIPT_NAMES:
-        members.append((name, os.path.join(kit, SCRIPTS, name), 0o755))
-    for name in KIT_FILES:
-        members.append((name, os.path.join(kit, name), 0o644))
-    for folder, suffixes in KIT_FOLDERS:
-        for name in sorted(os.listdir(os.path.join(kit, folder))):
-            path = os.path.join(kit, folder, name)
-            if name.endswith(suffixes) and os.path.isfile(path):
-                members.append((f"{folder.replace(os.sep, '/')}/{name}", path, 0o644))
+    members = [(name, os.path.join(kit, SCRIPTS, name), 0o755) for name in SCRIPT_NAMES]
+    try:
+        shared = kit_files(NOTEBOOK_SUPPORT + GRADER, kit)
+    except FileNotFoundError as e:
+        raise GradescopeError(f"{e}; restore it from git before building the autograder") from None
+    members += [(rel, os.path.join(kit, rel), 0o644) for rel in shared]
     for name, path, _ in members:
         if not os.path.isfile(path):
             raise GradescopeError(f"the kit has no '{os.path.relpath(path, kit)}' (looked in "

@@ -18,8 +18,7 @@ import shutil
 import threading
 
 from grader import KIT_ROOT
-
-KIT_FILES = ["helpers.py", os.path.join("tests", "fixtures")]
+from grader.kitfiles import NOTEBOOK_SUPPORT, kit_files
 MAX_NOTEBOOK_BYTES = 60 << 20
 RASTER_MIMETYPES = {"image/png", "image/jpeg"}
 SAFE_MIMETYPES = {"text/plain", "image/svg+xml"} | RASTER_MIMETYPES
@@ -35,20 +34,19 @@ EMPTY_NOTEBOOK = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor"
 def prepare_workdir(files, workdir, uid):
     """Fill `workdir` with the submission's files and the kit files its notebook imports.
 
-    The submission's own helpers.py, if any, is replaced by the kit's: the notebook is graded
-    against the helpers every student had. The folder and its files belong to `uid` (the
+    The submission's own helpers.py, if any, is replaced by the kit's (with helpers_lib/ and
+    the fixtures, grader.kitfiles.NOTEBOOK_SUPPORT): the notebook is graded against the helpers
+    every student had. The folder and its files belong to `uid` (the
     notebook may write there); returns the notebook's path.
     """
     for name, data in files.items():
         with open(os.path.join(workdir, name), "wb") as f:
             f.write(data)
-    for rel in KIT_FILES:
-        source, target = os.path.join(KIT_ROOT, rel), os.path.join(workdir, rel)
-        if os.path.isdir(source):
-            shutil.copytree(source, target)
-        else:
-            shutil.copyfile(source, target)
-    for root, dirs, names in os.walk(workdir):
+    for rel in kit_files(NOTEBOOK_SUPPORT):
+        target = os.path.join(workdir, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(os.path.join(KIT_ROOT, rel), target)
+    for root, _, names in os.walk(workdir):
         os.chmod(root, 0o755)
         for name in names:
             os.chmod(os.path.join(root, name), 0o644)

@@ -11,9 +11,10 @@ The release is the kit without the solution and without the instructor's tools:
 - the notebook with its outputs cleared and the instructor's cells (tagged `solution`) removed;
   its `question:<id>` and `answer:<id>` tags stay, and every answer cell is reset to the
   placeholder.
-- the helpers, the toy fixtures, the public tests with a pytest configuration whose first run on
-  the stubs is short, the grader for the self-check (`python grade.py`) and `grade.py submit`,
-  the requirements and a student README; not this module nor grader/gradescope.py.
+- the helpers (helpers.py and helpers_lib/), the toy fixtures, the public tests with a pytest
+  configuration whose first run on the stubs is short, the grader for the self-check
+  (`python grade.py`) and `grade.py submit`, the requirements and a student README; not this
+  module nor grader/gradescope.py (the lists shared with them are in grader.kitfiles).
 
 The instructor's secret seed never goes in. It is built in a temporary folder beside OUT and
 renamed into place, so OUT either holds the whole release or nothing.
@@ -29,26 +30,20 @@ import tokenize
 from dataclasses import dataclass, field
 
 from grader import KIT_ROOT, SECRET_ENV
+from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, kit_files
 from grader.submit import ANSWER_PLACEHOLDER, ANSWER_TAG, MODULE, NOTEBOOK, tagged_id
 
 README_TEMPLATE = os.path.join("release", "README.md")
 SOLUTION_TAG = "solution"
-# Copied as they are: (source in the kit, target in the release).
+# Copied as they are, beside the notebook's support and the grader (grader.kitfiles): (source
+# in the kit, target in the release).
 RELEASE_COPIES = [
-    ("helpers.py", "helpers.py"),
-    ("requirements.txt", "requirements.txt"),
-    ("grade.py", "grade.py"),
-    (os.path.join("tests", "conftest.py"), os.path.join("tests", "conftest.py")),
-    (os.path.join("tests", "test_two_layer_net.py"), os.path.join("tests", "test_two_layer_net.py")),
+    ("tests/conftest.py", "tests/conftest.py"),
+    ("tests/test_two_layer_net.py", "tests/test_two_layer_net.py"),
     (README_TEMPLATE, "README.md"),
 ]
-RELEASE_FOLDERS = [  # (folder in the kit, file suffixes copied from it, not recursively)
-    (os.path.join("tests", "fixtures"), (".json",)),
-    ("grader", (".py",)),
-    (os.path.join("grader", "groups"), (".py",)),
-]
 # The instructor's tools: they build releases and autograders, and hold nothing a student runs.
-INSTRUCTOR_ONLY = {os.path.join("grader", "release.py"), os.path.join("grader", "gradescope.py")}
+INSTRUCTOR_ONLY = {"grader/release.py", "grader/gradescope.py"}
 # The release's pytest.ini (the kit's own has the instructor's settings). --tb=short keeps each
 # failure to a few lines; test_two_layer_net.py reports each unwritten part once and skips the
 # other tests it blocks, so the first run on the stubs fits on a screen.
@@ -229,21 +224,18 @@ def _release_contents(kit):
     with open(os.path.join(kit, NOTEBOOK), encoding="utf-8") as f:
         files[NOTEBOOK] = student_notebook(f.read()).encode()
     files["pytest.ini"] = RELEASE_PYTEST_INI.encode()
-    for source_rel, target_rel in RELEASE_COPIES:
+    try:
+        shared = kit_files(NOTEBOOK_SUPPORT + GRADER, kit)
+    except FileNotFoundError as e:
+        raise ReleaseError(f"{e}; restore it from git before releasing") from None
+    copies = [(rel, rel) for rel in shared if rel not in INSTRUCTOR_ONLY] + RELEASE_COPIES
+    for source_rel, target_rel in copies:
         path = os.path.join(kit, source_rel)
         if not os.path.isfile(path):
             raise ReleaseError(f"the kit has no '{source_rel}' (looked in {kit}); restore it "
                                "from git before releasing")
         with open(path, "rb") as f:
             files[target_rel] = f.read()
-    for folder, suffixes in RELEASE_FOLDERS:
-        for name in sorted(os.listdir(os.path.join(kit, folder))):
-            path = os.path.join(kit, folder, name)
-            if os.path.join(folder, name) in INSTRUCTOR_ONLY:
-                continue
-            if name.endswith(suffixes) and os.path.isfile(path):
-                with open(path, "rb") as f:
-                    files[os.path.join(folder, name)] = f.read()
     for secret in _secrets(kit):
         leaks = sorted(rel for rel, data in files.items() if secret.encode() in data)
         if leaks:

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from helpers import rel_error
+from helpers_lib.gradcheck import rel_error
 
 STANDIN = '''"""Stand-in for the course's linear_classifier module (supplied by the grader)."""
 import torch

@@ -9,6 +9,7 @@ import pytest
 
 import grade
 from conftest import ROOT
+from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, kit_files
 
 
 def test_help_lists_every_command(capsys):
@@ -32,10 +33,10 @@ def test_a_misspelt_command_is_named_with_a_suggestion(capsys):
 
 
 def test_instructor_tools_say_so_in_a_student_copy(tmp_path, capsys):
-    for name in ("grade.py", "helpers.py"):
-        shutil.copy(os.path.join(ROOT, name), tmp_path)
-    shutil.copytree(os.path.join(ROOT, "grader"), tmp_path / "grader",
-                    ignore=shutil.ignore_patterns("release.py", "gradescope.py", "__pycache__"))
+    for rel in kit_files(NOTEBOOK_SUPPORT + GRADER):
+        if rel not in ("grader/release.py", "grader/gradescope.py"):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(os.path.join(ROOT, rel), tmp_path / rel)
     result = subprocess.run([sys.executable, "grade.py", "release", "x"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

@@ -145,7 +145,8 @@ def copy_grader_kit(dest):
     for name in ("grade.py", "helpers.py", "requirements.txt"):
         os.makedirs(dest, exist_ok=True)
         shutil.copy(os.path.join(ROOT, name), dest)
-    for folder in ("grader", os.path.join("tests", "fixtures"), os.path.join("release", "gradescope")):
+    for folder in ("grader", "helpers_lib", os.path.join("tests", "fixtures"),
+                   os.path.join("release", "gradescope")):
         shutil.copytree(os.path.join(ROOT, folder), os.path.join(dest, folder),
                         ignore=shutil.ignore_patterns("__pycache__"))
     return str(dest)

@@ -15,8 +15,8 @@ import torch
 from matplotlib.figure import Figure
 
 from conftest import ROOT
-from grader.release import strip_solutions
-from grader.release import find_regions
+from grader.kitfiles import NOTEBOOK_SUPPORT, kit_files
+from grader.release import find_regions, strip_solutions
 from helpers import (CheckResult, ModuleNotLoaded, advance_on_call, check, describe_error,
                      final_loss, follow_module, learning_rate_schedule, loss_func_with_progress,
                      plot_acc_curves, plot_loss_and_learning_rate, plot_search_heatmap,
@@ -52,6 +52,14 @@ def write_fake_cifar(folder):
                  b"data": rng.integers(0, 256, (FAKE_CIFAR_BATCH, 3072), dtype=np.uint8)}
         with open(os.path.join(folder, name), "wb") as f:
             pickle.dump(batch, f, protocol=2)
+
+
+def copy_notebook_support(folder):
+    """Copy the kit's files that a notebook imports (the helpers and the fixtures) into `folder`,
+    as the release and the grader's notebook work folder have them."""
+    for rel in kit_files(NOTEBOOK_SUPPORT):
+        os.makedirs(os.path.dirname(os.path.join(folder, rel)), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, rel), os.path.join(folder, rel))
 
 
 def tagged(notebook, tag):
@@ -221,8 +229,7 @@ def test_unfinished_module_prints_fail_lines_and_independent_sections_still_run(
                                                                               monkeypatch):
     with open(os.path.join(ROOT, "two_layer_net.py")) as f:
         (tmp_path / "two_layer_net.py").write_text(make_module(f.read()))
-    shutil.copy(os.path.join(ROOT, "helpers.py"), tmp_path)
-    shutil.copytree(os.path.join(ROOT, "tests", "fixtures"), tmp_path / "tests" / "fixtures")
+    copy_notebook_support(tmp_path)
     shutil.copy(NOTEBOOK, tmp_path)
     monkeypatch.delenv("CIFAR10_DIR", raising=False)
 
@@ -277,8 +284,7 @@ def run_cells(folder, module_source, cells):
     """Execute `cells` (notebook cells or source strings) in a kernel whose working folder holds
     `module_source` as two_layer_net.py, the helpers and the fixtures; the executed cells."""
     (folder / "two_layer_net.py").write_text(module_source)
-    shutil.copy(os.path.join(ROOT, "helpers.py"), folder)
-    shutil.copytree(os.path.join(ROOT, "tests", "fixtures"), folder / "tests" / "fixtures")
+    copy_notebook_support(folder)
     notebook = nbformat.v4.new_notebook(cells=[
         cell if not isinstance(cell, str) else nbformat.v4.new_code_cell(cell) for cell in cells])
     notebook.metadata.kernelspec = {"name": "python3", "display_name": "Python 3",

@@ -29,6 +29,8 @@ RELEASED = {
     *(f"grader/{name}" for name in os.listdir(os.path.join(ROOT, "grader")) if name.endswith(".py")),
     *(f"grader/groups/{name}" for name in os.listdir(os.path.join(ROOT, "grader", "groups"))
       if name.endswith(".py")),
+    *(f"helpers_lib/{name}" for name in os.listdir(os.path.join(ROOT, "helpers_lib"))
+      if name.endswith(".py")),
 } - INSTRUCTOR_TOOLS
 # The release's own pytest run and self-check each start a fresh interpreter that imports torch.
 SUBPROCESS_TIMEOUT = 300
