@@ -13,9 +13,14 @@ import sys
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, ROOT)  # run as a script from anywhere: the kit's modules sit in ROOT
 
-from helpers import TOY_REFERENCE_PATH, get_toy_data, rel_error  # noqa: E402
+from helpers import (  # noqa: E402
+    TOY_REFERENCE_PATH,
+    autograd_loss_and_grads,
+    get_toy_data,
+    rel_error,
+)
 from two_layer_net import nn_forward_backward, nn_forward_pass  # noqa: E402
 
 CASES = {
@@ -24,16 +29,6 @@ CASES = {
 }
 # The reference and autograd sum in different orders; in float64 they agree to ~1e-16.
 AUTOGRAD_AGREEMENT = 1e-12
-
-
-def autograd_loss_and_grads(params, X, y, reg):
-    """The loss and gradients by torch.autograd, independent of the reference's backward pass."""
-    leaves = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
-    scores = torch.relu(X @ leaves["W1"] + leaves["b1"]) @ leaves["W2"] + leaves["b2"]
-    loss = torch.nn.functional.cross_entropy(scores, y)
-    loss = loss + reg * (leaves["W1"].pow(2).sum() + leaves["W2"].pow(2).sum())
-    loss.backward()
-    return loss.detach(), {k: v.grad for k, v in leaves.items()}
 
 
 def build_case(std, seed, reg):

@@ -15,9 +15,9 @@ import warnings
 import pytest
 import torch
 
-from conftest import (FLOAT32_TOL, FLOAT64_TOL, ROOT, SHAPES, autograd_loss_and_grads,
-                      make_problem)
-from helpers import get_toy_data, grad_check, load_digits_data, load_toy_reference, rel_error
+from conftest import FLOAT32_TOL, FLOAT64_TOL, ROOT, SHAPES, make_problem
+from helpers import (autograd_loss_and_grads, get_toy_data, grad_check, load_digits_data,
+                     load_toy_reference, rel_error)
 from two_layer_net import (TwoLayerNet, find_best_net, nn_forward_backward, nn_forward_pass,
                            nn_get_search_params, nn_predict, nn_train, sample_batch)
 
