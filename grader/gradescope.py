@@ -6,15 +6,16 @@ release/gradescope/ for both scripts. The zip holds them, the files the grader n
 grader/, helpers.py and helpers_lib/, tests/fixtures/, requirements.txt: grader.kitfiles) and
 grader_secret.txt with the secret seed. It never holds the reference solution.
 """
+import io
 import os
 import secrets
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 from grader import KIT_ROOT
 from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, kit_files
+from grader.report import write_atomically
 
 SECRET_NAME = "grader_secret.txt"
 SCRIPTS = "release/gradescope"
@@ -63,10 +64,7 @@ def _save_new_secret(path):
             raise GradescopeError(f"'{path}' already holds a secret seed; build with it (grade.py "
                                   "reads it unless $GRADER_SECRET_SEED is set), not a new one")
     seed = secrets.token_hex(16)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix="-" + SECRET_NAME)
-    with os.fdopen(fd, "w") as f:  # mkstemp creates it 0600
-        f.write(seed + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, seed + "\n", mode=0o600)
     return seed
 
 
@@ -87,24 +85,13 @@ def make_autograder(*, out, seed, kit=KIT_ROOT):
     if seed is None:
         secret_file = os.path.join(kit, SECRET_NAME)
         seed = _save_new_secret(secret_file)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".tmp-",
-                               suffix="-" + os.path.basename(out))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as archive:
-                for name, path, mode in members:
-                    with open(path, "rb") as source:
-                        _add(archive, name, source.read(), mode)
-                _add(archive, SECRET_NAME, (str(seed) + "\n").encode(), 0o600)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)  # it holds the secret
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, path, mode in members:
+            with open(path, "rb") as source:
+                _add(archive, name, source.read(), mode)
+        _add(archive, SECRET_NAME, (str(seed) + "\n").encode(), 0o600)
+    write_atomically(out, buffer.getvalue(), mode=0o600)  # it holds the secret
     return Autograder(out=out, files=[m[0] for m in members] + [SECRET_NAME],
                       secret_file=secret_file)
 

@@ -57,8 +57,9 @@ def result_from_json(data):
     return SubmissionResult(tests=tests, **fields)
 
 
-def write_atomically(path, data):
-    """Write bytes or text to `path` through a temporary file in the same folder and a rename."""
+def write_atomically(path, data, mode=0o644):
+    """Write bytes or text to `path` through a temporary file in the same folder and a rename;
+    the file gets `mode` before it appears (0o600 for a secret)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
@@ -67,7 +68,7 @@ def write_atomically(path, data):
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
