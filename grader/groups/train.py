@@ -15,6 +15,7 @@ from grader.rubric import (
     generator_for,
     judge_errors,
 )
+from helpers_lib.training import epoch_starts, iterations_per_epoch, learning_rate_schedule
 
 
 def train_inputs(g, N, D, H, C, n_val):
@@ -79,19 +80,15 @@ def build_schedule(seed):
     params, grads, arrays = train_inputs(g, N, 5, 4, 3, n_val)
     meta = {"learning_rate": 1.0, "decay": 0.5, "reg": 0.0, "num_iters": 10, "batch_size": 30,
             "num_classes": 3, "grow_grads": False, "loss0": 2.0, "loss_step": -0.125}
-    per_epoch = max(N // meta["batch_size"], 1)
-    rates, lr = [], meta["learning_rate"]
-    epoch_starts = []
-    for it in range(meta["num_iters"]):
-        rates.append(lr)
-        if it % per_epoch == 0:
-            epoch_starts.append(it)
-            lr *= meta["decay"]
+    per_epoch = iterations_per_epoch(N, meta["batch_size"])
+    rates = learning_rate_schedule(meta["learning_rate"], meta["decay"], meta["num_iters"], N,
+                                   meta["batch_size"])
+    starts = epoch_starts(meta["num_iters"], N, meta["batch_size"])
     want = {"loss_history": [meta["loss0"] + meta["loss_step"] * i for i in range(meta["num_iters"])],
             # all labels are 0 and the spy predicts 0 for the first `calls so far` examples
             "train_acc_history": [min(it + 1, meta["batch_size"]) / meta["batch_size"]
-                                  for it in epoch_starts],
-            "val_acc_history": [min(it + 1, n_val) / n_val for it in epoch_starts]}
+                                  for it in starts],
+            "val_acc_history": [min(it + 1, n_val) / n_val for it in starts]}
 
     def judge(meta_out, out):
         problem = train_problem(meta_out, meta)
