@@ -15,6 +15,7 @@ import torch
 
 import helpers  # noqa: F401 -- loaded before any fork, so that a submission may import it
 from grader import wire
+from helpers_lib.errors import headline
 
 MODULE_NAME = "two_layer_net"
 MESSAGE_LIMIT = 300
@@ -49,7 +50,7 @@ def describe_exception(error, student_folder):
                     "import torch and Python's standard library only)")
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if os.path.abspath(f.filename).startswith(student_folder + os.sep)]
-    lines = [f"{type(error).__name__}: {message}"]
+    lines = [headline(error, message)]
     for frame in frames[-TRACEBACK_FRAMES:]:
         lines.append(f'  File "{os.path.basename(frame.filename)}", line {frame.lineno}, '
                      f"in {frame.name}: {(frame.line or '').strip()[:120]}")
@@ -162,7 +163,7 @@ def run_notebook(notebook_path, workdir, timeout):
     try:
         client.execute()
     except BaseException as error:  # noqa: B036 -- a dead kernel or a timeout is a finding too
-        meta["errors"]["notebook"] = f"{type(error).__name__}: {str(error)[:MESSAGE_LIMIT]}"
+        meta["errors"]["notebook"] = headline(error, str(error)[:MESSAGE_LIMIT])
     failed = []
     for index, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):

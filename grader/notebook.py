@@ -19,6 +19,8 @@ import threading
 
 from grader import KIT_ROOT
 from grader.kitfiles import NOTEBOOK_SUPPORT, kit_files
+from helpers_lib.errors import headline
+
 MAX_NOTEBOOK_BYTES = 60 << 20
 RASTER_MIMETYPES = {"image/png", "image/jpeg"}
 SAFE_MIMETYPES = {"text/plain", "image/svg+xml"} | RASTER_MIMETYPES
@@ -67,7 +69,7 @@ def read_notebook(data):
         notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
         nbformat.validate(notebook)
     except Exception as e:  # nbformat raises many kinds on malformed input
-        raise ValueError(f"not a valid notebook ({type(e).__name__}: {str(e)[:200]})") from None
+        raise ValueError(f"not a valid notebook ({headline(e, str(e)[:200])})") from None
     return notebook
 
 

@@ -21,6 +21,7 @@ import zipfile
 from dataclasses import dataclass, field
 
 from grader.report import write_atomically
+from helpers_lib.errors import headline, place
 
 MODULE = "two_layer_net.py"
 NOTEBOOK = "two_layer_net.ipynb"
@@ -61,9 +62,8 @@ def read_notebook(path):
         with open(path, encoding="utf-8") as f:
             return nbformat.read(f, as_version=4)
     except Exception as e:  # nbformat raises many kinds on malformed files
-        raise SubmitError(f"{NOTEBOOK} is not a readable notebook ({type(e).__name__}: "
-                          f"{str(e)[:150]}); open it in Jupyter, run it top to bottom and "
-                          "save it") from None
+        raise SubmitError(f"{NOTEBOOK} is not a readable notebook ({headline(e, str(e)[:150])}"
+                          "); open it in Jupyter, run it top to bottom and save it") from None
 
 
 def tags(cell):
@@ -175,7 +175,7 @@ def import_problem(folder, timeout=IMPORT_TIMEOUT):
     frame = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)')
     where = [m for m in map(frame.match, lines)
              if m and os.path.basename(m.group("file")) == MODULE]
-    at = f" ({MODULE}, line {where[-1].group('line')})" if where else ""
+    at = f" {place(MODULE, where[-1].group('line'))}" if where else ""
     return (f"{MODULE} does not import: {last}{at}; fix it (python -c \"import two_layer_net\" "
             "shows the whole error)")
 
