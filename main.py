@@ -67,13 +67,13 @@ def run_notebook(*, notebook_path=NOTEBOOK, out_dir, cwd=None, timeout=NOTEBOOK_
         nbclient.exceptions.CellExecutionError when a cell raises.
     """
     import nbformat
-    from nbclient import NotebookClient
     from nbconvert import HTMLExporter
+
+    from grader import notebook as grader_notebook
 
     notebook = nbformat.read(notebook_path, as_version=4)
     cwd = cwd or os.path.dirname(os.path.abspath(notebook_path))
-    client = NotebookClient(notebook, kernel_name="python3", timeout=timeout, coalesce_streams=True,
-                            resources={"metadata": {"path": cwd}})
+    client = grader_notebook.client(notebook, cwd=cwd, timeout=timeout, coalesce_streams=True)
     name = os.path.splitext(os.path.basename(notebook_path))[0]
     os.makedirs(out_dir, exist_ok=True)
     ipynb_path = os.path.join(out_dir, f"{name}.ipynb")

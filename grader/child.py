@@ -14,7 +14,7 @@ import traceback
 import torch
 
 import helpers  # noqa: F401 -- loaded before any fork, so that a submission may import it
-from grader import wire
+from grader import notebook, wire
 from helpers_lib.errors import headline
 
 MODULE_NAME = "two_layer_net"
@@ -151,27 +151,23 @@ def run_notebook(notebook_path, workdir, timeout):
     that raised. The kernel talks over Unix sockets in `workdir` (the sandbox allows no TCP).
     """
     import nbformat
-    from jupyter_client import AsyncKernelManager
-    from nbclient import NotebookClient
 
-    notebook = nbformat.read(notebook_path, as_version=4)
-    manager = AsyncKernelManager(kernel_name="python3", transport="ipc",
-                                 ip=os.path.join(workdir, ".kernel"))
-    client = NotebookClient(notebook, km=manager, timeout=timeout, allow_errors=True,
-                            resources={"metadata": {"path": workdir}})
+    executed = nbformat.read(notebook_path, as_version=4)
+    client = notebook.client(executed, cwd=workdir, timeout=timeout, allow_errors=True,
+                             over_ipc=True)
     meta = {"errors": {}}
     try:
         client.execute()
     except BaseException as error:  # noqa: B036 -- a dead kernel or a timeout is a finding too
         meta["errors"]["notebook"] = headline(error, str(error)[:MESSAGE_LIMIT])
     failed = []
-    for index, cell in enumerate(notebook.cells):
+    for index, cell in enumerate(executed.cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 failed.append({"cell": index, "error": f"{output.get('ename')}: "
                                                        f"{str(output.get('evalue'))[:MESSAGE_LIMIT]}"})
     meta["failed_cells"] = failed
-    data = nbformat.writes(notebook).encode()
+    data = nbformat.writes(executed).encode()
     return meta, {"notebook": torch.frombuffer(bytearray(data), dtype=torch.uint8)}
 
 

@@ -21,6 +21,7 @@ from grader import KIT_ROOT
 from grader.kitfiles import NOTEBOOK_SUPPORT, kit_files
 from helpers_lib.errors import headline
 
+KERNEL = "python3"  # Jupyter resolves it to the Python that runs the client, where ipykernel is
 MAX_NOTEBOOK_BYTES = 60 << 20
 RASTER_MIMETYPES = {"image/png", "image/jpeg"}
 SAFE_MIMETYPES = {"text/plain", "image/svg+xml"} | RASTER_MIMETYPES
@@ -57,6 +58,32 @@ def prepare_workdir(files, workdir, uid):
             for name in names:
                 os.chown(os.path.join(root, name), uid, uid)
     return os.path.join(workdir, "two_layer_net.ipynb")
+
+
+def client(notebook, *, cwd, timeout, allow_errors=False, coalesce_streams=False,
+           over_ipc=False):
+    """An nbclient NotebookClient whose `execute()` runs every cell of `notebook` (a node,
+    filled in place) in a fresh python3 kernel with `cwd` as its working folder; `timeout`:
+    seconds a cell may run. main.py and the grader's child (child.run_notebook) both run
+    notebooks through here.
+
+    allow_errors: a cell that raises keeps its error as its output and the next cells run;
+    otherwise nbclient's CellExecutionError stops the run. coalesce_streams: merge consecutive
+    stream outputs of a cell. over_ipc: the kernel talks over Unix sockets in `cwd`, not TCP
+    (a grading child's network namespace has no interface up).
+    """
+    from nbclient import NotebookClient
+
+    if over_ipc:
+        from jupyter_client import AsyncKernelManager
+
+        kernel = {"km": AsyncKernelManager(kernel_name=KERNEL, transport="ipc",
+                                           ip=os.path.join(cwd, ".kernel"))}
+    else:
+        kernel = {"kernel_name": KERNEL}
+    return NotebookClient(notebook, timeout=timeout, allow_errors=allow_errors,
+                          coalesce_streams=coalesce_streams,
+                          resources={"metadata": {"path": cwd}}, **kernel)
 
 
 def read_notebook(data):
