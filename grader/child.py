@@ -134,7 +134,7 @@ class Runner:
         """Run call(); on any exception record its description under `key` and return None."""
         try:
             return call()
-        except BaseException as error:  # noqa: B036 -- SystemExit and friends are student bugs too
+        except BaseException as error:  # noqa: BLE001 -- SystemExit and friends are student bugs too
             traceback.clear_frames(error.__traceback__)  # free what the failed call held
             try:
                 self.meta["errors"][key] = describe_exception(error, self.folder)
@@ -158,7 +158,7 @@ def run_notebook(notebook_path, workdir, timeout):
     meta = {"errors": {}}
     try:
         client.execute()
-    except BaseException as error:  # noqa: B036 -- a dead kernel or a timeout is a finding too
+    except BaseException as error:  # noqa: BLE001 -- a dead kernel or a timeout is a finding too
         meta["errors"]["notebook"] = headline(error, str(error)[:MESSAGE_LIMIT])
     failed = []
     for index, cell in enumerate(executed.cells):

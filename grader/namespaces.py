@@ -73,7 +73,7 @@ def available():
             unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID)
             _mount(None, "/", None, MS_REC | MS_PRIVATE)
             code = 0
-        except BaseException:  # noqa: B036 -- any failure means "not available"
+        except BaseException:  # noqa: BLE001 -- any failure means "not available"
             code = 1
         os._exit(code)
     _, status = os.waitpid(pid, 0)

@@ -95,7 +95,7 @@ def read_notebook(data):
     try:
         notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
         nbformat.validate(notebook)
-    except Exception as e:  # nbformat raises many kinds on malformed input
+    except Exception as e:  # noqa: BLE001 -- nbformat raises many kinds on malformed input
         raise ValueError(f"not a valid notebook ({headline(e, str(e)[:200])})") from None
     return notebook
 

@@ -23,7 +23,7 @@ class Reaper:
                 os.close(ack_r)
                 sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
                 _serve(request_r, ack_w)
-            except BaseException:  # noqa: B036 -- the helper must never outlive its purpose
+            except BaseException:  # noqa: BLE001 -- the helper must never outlive its purpose
                 code = 1
             finally:
                 os._exit(code)

@@ -61,7 +61,7 @@ def read_notebook(path):
     try:
         with open(path, encoding="utf-8") as f:
             return nbformat.read(f, as_version=4)
-    except Exception as e:  # nbformat raises many kinds on malformed files
+    except Exception as e:  # noqa: BLE001 -- nbformat raises many kinds on malformed files
         raise SubmitError(f"{NOTEBOOK} is not a readable notebook ({headline(e, str(e)[:150])}"
                           "); open it in Jupyter, run it top to bottom and save it") from None
 

@@ -180,7 +180,7 @@ def supervise(request, arrays):
             os.close(out_r)
             os.close(result_r)
             child_main(request, arrays, out_w, result_w)
-        except BaseException as error:  # noqa: B036 -- report anything, then leave
+        except BaseException as error:  # noqa: BLE001 -- report anything, then leave
             code = 70
             try:
                 os.write(2, f"\ngrader child: {type(error).__name__}: {error}\n".encode())

@@ -1,16 +1,10 @@
 """bench/: the table's arithmetic and a one-round run of part 1 (no timing is asserted)."""
-import os
 import re
-import sys
 
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-
-import run as bench_run  # noqa: E402
-from timing import Row, Spread, interleave  # noqa: E402
+from bench import run as bench_run
+from bench.timing import Row, Spread, interleave
 
 
 def test_spread_is_median_and_quartiles():

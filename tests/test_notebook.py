@@ -124,7 +124,8 @@ def test_every_check_cell_prints_pass(reference_run):
     assert len(cells) == CHECK_CELLS
     lines = [line for cell in cells for line in stdout(cell).splitlines() if line.strip()]
     assert len(lines) == CHECK_LINES
-    assert all(line.endswith(": PASS") for line in lines), [l for l in lines if "PASS" not in l]
+    assert all(line.endswith(": PASS") for line in lines), [
+        line for line in lines if "PASS" not in line]
     assert re.search(r"Difference between your scores and correct scores: \S+ "
                      r"\(should be < 1e-10\): PASS", lines[0])
 
