@@ -44,11 +44,13 @@ RELEASE_COPIES = [
 ]
 # The instructor's tools: they build releases and autograders, and hold nothing a student runs.
 INSTRUCTOR_ONLY = {"grader/release.py", "grader/gradescope.py"}
-# The release's pytest.ini (the kit's own has the instructor's settings). --tb=short keeps each
-# failure to a few lines; test_two_layer_net.py reports each unwritten part once and skips the
-# other tests it blocks, so the first run on the stubs fits on a screen.
+# The release's pytest.ini (the kit's pyproject.toml has the instructor's settings). --tb=short
+# keeps each failure to a few lines; test_two_layer_net.py reports each unwritten part once and
+# skips the other tests it blocks, so the first run on the stubs fits on a screen. pythonpath:
+# the tests import two_layer_net and helpers from the release's folder, and conftest from tests/.
 RELEASE_PYTEST_INI = """[pytest]
 testpaths = tests
+pythonpath = . tests
 addopts = -ra --tb=short
 """
 # A secret shorter than this could turn up in any file by chance; longer ones must not.
