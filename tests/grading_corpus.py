@@ -8,8 +8,11 @@ feedback must match; every test not named must pass. "*" stands for all ten test
 Hostile code mostly goes into nn_predict, which no other test calls, so that the entry also
 shows that the other nine tests are unaffected.
 """
+import contextlib
+import ctypes
 import io
 import os
+import socket
 import textwrap
 import zipfile
 from dataclasses import dataclass, field
@@ -114,10 +117,37 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
 
 
 GRADIENTS = ["grad_W1", "grad_b1", "grad_W2", "grad_b2"]
-# Host objects the suite puts up before the batch (tests/test_grade.py): a root-only System V
+# Host objects the suite puts up before the batch (host_objects, below): a root-only System V
 # segment and Unix socket, and a world-writable socket, that no child may reach.
 HOST_SHM_KEY = 0x7E57_0001
 HOST_SOCKETS = ("/tmp/two-layer-net-test-open.sock", "/tmp/two-layer-net-test-private/root.sock")
+
+
+@contextlib.contextmanager
+def host_objects():
+    """What a child must not reach on the host: a root-only System V segment holding a marker,
+    a world-writable Unix socket and one in a root-only folder, for the block's duration."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    shmid = libc.shmget(HOST_SHM_KEY, 4096, 0o1600)  # IPC_CREAT, mode 0600
+    assert shmid >= 0, f"shmget: errno {ctypes.get_errno()}"
+    servers = []
+    open_path, private_path = HOST_SOCKETS
+    os.makedirs(os.path.dirname(private_path), mode=0o700, exist_ok=True)
+    for path, mode in ((open_path, 0o777), (private_path, 0o700)):
+        if os.path.exists(path):
+            os.unlink(path)
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(100)
+        os.chmod(path, mode)
+        servers.append(server)
+    yield
+    libc.shmctl(shmid, 0, None)  # IPC_RMID
+    for server, path in zip(servers, HOST_SOCKETS):
+        server.close()
+        os.unlink(path)
+    os.rmdir(os.path.dirname(private_path))
+
 
 SHM = """
                   import ctypes

@@ -69,6 +69,8 @@ def test_questions_points_and_the_notebooks_tags_agree():
     assert set(answers.tagged_cells(kit, "answer")) == set(answers.WRITTEN_POINTS)
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_answers_html_shows_each_question_then_every_students_answer(graded):
     page = (graded["out"] / "answers.html").read_text()
     q1, q2 = page.index("q1 (5 points)"), page.index("q2 (5 points)")
@@ -78,6 +80,8 @@ def test_answers_html_shows_each_question_then_every_students_answer(graded):
     assert page.count("(no answer)") >= 4, "blank answers are marked, not dropped"
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_answers_html_runs_nothing_a_student_wrote(graded):
     page = (graded["out"] / "answers.html").read_text()
     parser = Scripts()
@@ -87,6 +91,8 @@ def test_answers_html_runs_nothing_a_student_wrote(graded):
     assert "Content-Security-Policy" in page
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_manual_csv_has_an_empty_column_per_question_and_keeps_scores_on_rerun(graded):
     manual = graded["out"] / "manual.csv"
     with open(manual) as f:
@@ -99,6 +105,8 @@ def test_manual_csv_has_an_empty_column_per_question_and_keeps_scores_on_rerun(g
     assert manual.read_text() == "name,q1,q2,q3\namy,5,4,3\nbob,1,0,0\ncat,0,0,2.5\n"
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_merge_adds_the_written_scores_and_new_totals(graded, capsys):
     (graded["out"] / "manual.csv").write_text("name,q1,q2,q3\namy,5,4,3\nbob,1,0,0\ncat,0,0,2.5\n")
     assert grade.main(["merge", str(graded["out"])]) == 0
@@ -111,6 +119,8 @@ def test_merge_adds_the_written_scores_and_new_totals(graded, capsys):
     assert header.index("q3") + 1 == header.index("total")
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 @pytest.mark.parametrize("manual, message", [
     ("name,q1,q2\namy,1,1\nbob,1,1\ncat,1,1\n", "has the columns name, q1, q2; expected name, q1, q2, q3"),
     ("name,q1,q2,q3\namy,1,1,1\nbob,1,1,1\n", "not in manual.csv: cat"),
@@ -126,6 +136,8 @@ def test_merge_refuses_a_manual_csv_that_does_not_match(graded, capsys, manual, 
     assert (graded["out"] / "grades.csv").read_text() == grades_before, "a refused merge wrote"
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_answers_json_is_written_beside_each_result(graded):
     amy = json.loads((graded["out"] / "amy" / answers.ANSWERS_FILE).read_text())
     assert amy["q1"].startswith("The loss") and amy["q3"] == ""

@@ -54,6 +54,7 @@ def test_an_out_that_is_a_file_is_a_usage_error(tmp_path, capsys, layout):
     assert (tmp_path / "taken").read_text() == "not a folder"
 
 
+@pytest.mark.slow
 def test_results_never_collide_with_the_batchs_own_files(tmp_path):
     subs = write_subs(tmp_path / "subs", {"grades.csv": SOLUTION, "scores.png": SOLUTION,
                                           "GRADES.CSV": SOLUTION})
@@ -64,6 +65,7 @@ def test_results_never_collide_with_the_batchs_own_files(tmp_path):
     assert len(rows) == 3 and all(r["total"] == "100" for r in rows.values())
 
 
+@pytest.mark.slow
 def test_one_folder_per_student_names_the_rows(tmp_path, capsys):
     for student in ("bob", "carol"):
         (tmp_path / student).mkdir()
@@ -81,6 +83,7 @@ def test_one_folder_per_student_names_the_rows(tmp_path, capsys):
     assert "5 submissions in, 5 rows out" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_second_grader_on_the_same_folder_is_refused_and_told_who_holds_it(tmp_path):
     subs = write_subs(tmp_path / "subs", {"slow": LOOPING})
     out = tmp_path / "out"
@@ -101,6 +104,7 @@ def test_a_second_grader_on_the_same_folder_is_refused_and_told_who_holds_it(tmp
     assert "is busy" in second.stderr and f"process {first.pid}" in second.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_fast_keeps_what_finished_and_the_rerun_resumes(tmp_path):
     subs = write_subs(tmp_path / "subs", {"amy": SOLUTION, "bob": SOLUTION, **{
         f"loops{i}": LOOPING for i in range(6)}})
@@ -134,6 +138,7 @@ def test_ctrl_c_stops_fast_keeps_what_finished_and_the_rerun_resumes(tmp_path):
     assert len(fixed) == 6 and all(r["total"] == "100" for r in rows_of(out).values())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.cpu_count() < 2, reason="needs two cores to overlap the graders")
 def test_graders_at_once_on_the_hostile_corpus_make_no_internal_error(tmp_path):
     """Three graders at the same time on the corpus's hostile entries, each into its own

@@ -33,6 +33,7 @@ def test_interleave_alternates_the_order_of_candidates():
     assert calls == ["a", "b", "b", "a", "a", "b"]
 
 
+@pytest.mark.slow
 def test_forward_backward_part_prints_a_row_per_baseline_and_shape(capsys):
     assert bench_run.main(["--parts", "forward_backward", "--rounds", "1"]) == 0
     out = capsys.readouterr().out

@@ -29,6 +29,8 @@ from conftest import ROOT
 from grader import html_report
 from test_report_html import REPORT_TITLE, problems, report, unsafe_cells
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -202,6 +204,7 @@ def test_the_policy_alone_stops_scripts_and_refusals_are_still_seen(browser, tmp
     assert any(url.startswith(hostile_notebooks.REMOTE) for url in seen.requests)
 
 
+@pytest.mark.notebook
 def test_graded_hostile_notebook_report_runs_and_loads_nothing(request, tmp_path):
     """End to end: a notebook of hostile cells really executed by grade.py --execute (the
     checks on the HTML run without a browser too)."""

@@ -32,6 +32,7 @@ def test_a_misspelt_command_is_named_with_a_suggestion(capsys):
     assert "--out" not in err
 
 
+@pytest.mark.slow
 def test_instructor_tools_say_so_in_a_student_copy(tmp_path, capsys):
     for rel in kit_files(NOTEBOOK_SUPPORT + GRADER):
         if rel not in ("grader/release.py", "grader/gradescope.py"):
@@ -56,9 +57,36 @@ def test_the_self_check_runs_without_the_sandbox_where_there_is_none(tmp_path, m
     assert re.search(r"^total\s+100/100", out, re.M), out
 
 
+@pytest.mark.slow
 def test_grade_py_imports_nothing_linux_only_at_start():
     """`grade.py submit` and the self-check must start on Windows, which has no fcntl or resource."""
     code = ("import sys\nfor name in ('fcntl', 'resource', 'grader.sandbox', 'grader.batch'):\n"
             "    sys.modules[name] = None\nimport grade\nprint('ok')")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.slow
+def test_self_check_prints_the_table(tmp_path, monkeypatch, capsys):
+    (tmp_path / "two_layer_net.py").write_text(open(os.path.join(ROOT, "two_layer_net.py")).read())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GRADER_SECRET_SEED", raising=False)
+    assert grade.main([]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^forward\s+15/15\s+passed\s+max relative error", out, re.M)
+    assert re.search(r"^total\s+100/100", out, re.M)
+    assert "public self-check inputs" in out
+    assert not list(tmp_path.glob("*.json")), "the self-check writes no files"
+
+
+def test_self_check_without_a_module_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert grade.main([]) == 2
+    assert "no two_layer_net.py in" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert grade.main([str(tmp_path / "x.py")]) == 2  # no --out
+    assert grade.main(["x.py", "--out", str(tmp_path), "--jobs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: --out" in err and "0 is not a positive" in err

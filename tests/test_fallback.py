@@ -10,7 +10,8 @@ import pytest
 import grading_corpus
 from conftest import ROOT
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the fallbacks of a root grader")
+pytestmark = [pytest.mark.slow, pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the fallbacks of a root grader")]
 
 
 def grade_in_subprocess(tmp_path, entries, env):

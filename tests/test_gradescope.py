@@ -102,6 +102,7 @@ def test_setup_installs_the_pinned_requirements_with_cpu_torch(autograder):
         assert syntax.returncode == 0, syntax.stderr
 
 
+@pytest.mark.slow
 def test_run_autograder_gives_the_reference_100_with_the_secret_inputs(autograder, tmp_path):
     process, text = run_autograder(tmp_path, autograder["zip"], {"two_layer_net.py": reference_source()})
     assert process.returncode == 0, process.stderr[-2000:]
@@ -115,6 +116,7 @@ def test_run_autograder_gives_the_reference_100_with_the_secret_inputs(autograde
     assert not [n for n in os.listdir(tmp_path / "results") if n != "results.json"]
 
 
+@pytest.mark.slow
 def test_run_autograder_scores_a_broken_submission_lower(autograder, tmp_path):
     source = reference_source()
     right = "loss_func(params, X).argmax(dim=1)"
@@ -129,6 +131,7 @@ def test_run_autograder_scores_a_broken_submission_lower(autograder, tmp_path):
     assert result["score"] == 100 - RUBRIC["predict"]
 
 
+@pytest.mark.slow
 def test_run_autograder_leaves_a_valid_fallback_when_the_grader_cannot_run(autograder, tmp_path):
     process, text = run_autograder(tmp_path, autograder["zip"],
                                    {"two_layer_net.py": reference_source()}, python="/bin/false")

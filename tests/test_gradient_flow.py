@@ -1,4 +1,5 @@
-"""helpers.py's gradient-flow demonstrations: activations, deep-net gradient norms, clipping."""
+"""The gradient-flow demonstrations (helpers_lib/deepnets.py): activations, deep-net gradient
+norms, clipping."""
 import math
 
 import pytest

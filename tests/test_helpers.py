@@ -1,4 +1,5 @@
-"""helpers.py: toy data, gradient checks, data loaders and plots."""
+"""helpers.py, the import point, and its parts helpers_lib/data.py, gradcheck.py and plots.py:
+toy data, gradient checks, data loaders and plots."""
 import os
 import pickle
 

@@ -3,6 +3,7 @@ import os
 import re
 
 import nbformat
+import pytest
 from nbclient.exceptions import CellExecutionError
 
 import main as main_module
@@ -36,6 +37,7 @@ class FakeRunNotebook:
                 os.path.join(out_dir, "two_layer_net.html"), 12.3)
 
 
+@pytest.mark.slow
 def test_main_prints_loss_and_accuracy_writes_the_figure_and_runs_the_notebook(tmp_path, capsys,
                                                                               monkeypatch):
     monkeypatch.delenv("KIT_THREADS", raising=False)
@@ -63,6 +65,8 @@ def test_main_fails_with_a_message_when_a_notebook_cell_fails(tmp_path, capsys, 
     assert "stopped at a cell error" in err and "two_layer_net.html" in err
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_run_notebook_writes_the_executed_notebook_and_an_html_page_with_every_figure():
     notebook, ipynb_path, html_path, seconds = executed_reference()
     assert os.path.basename(ipynb_path) == "two_layer_net.ipynb"

@@ -1,5 +1,5 @@
 """two_layer_net.ipynb, executed headless against the reference and against an unfinished module,
-and the helpers that keep its cells from crashing."""
+and the helpers that keep its cells from crashing (helpers_lib/notebook.py, training.py)."""
 import functools
 import os
 import pickle
@@ -111,6 +111,8 @@ def test_committed_notebook_has_no_outputs_and_no_execution_counts():
     assert notebook.metadata.kernelspec.name == "python3"
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_reference_run_has_no_errors(reference_run):
     errors = [(i, o.ename, o.evalue) for i, cell in enumerate(reference_run.cells)
               for o in cell.get("outputs", []) if o.output_type == "error"]
@@ -119,6 +121,8 @@ def test_reference_run_has_no_errors(reference_run):
     assert "ERROR:" not in printed and "Skipped" not in printed
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_every_check_cell_prints_pass(reference_run):
     cells = tagged(reference_run, "check")
     assert len(cells) == CHECK_CELLS
@@ -130,6 +134,8 @@ def test_every_check_cell_prints_pass(reference_run):
                      r"\(should be < 1e-10\): PASS", lines[0])
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_every_figure_shows_once_as_an_image(reference_run):
     figure_cells = tagged(reference_run, "figure")
     assert all(images(cell) for cell in figure_cells), "a figure cell drew nothing"
@@ -140,17 +146,23 @@ def test_every_figure_shows_once_as_an_image(reference_run):
     assert not any("Figure" in o.data["text/plain"] for o in text), "a figure shown as text"
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_html_copy_holds_every_figure():
     _, _, html_path, _ = executed_reference()
     page = open(html_path, encoding="utf-8").read()
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', page)) == FIGURES
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_kernel_runs_the_python_that_runs_the_tests(reference_run):
     (setup,) = tagged(reference_run, "setup")
     assert f" at {sys.executable}\n" in stdout(setup)
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_progress_bars_leave_one_clean_line_each(reference_run):
     errors = "".join(o.text for cell in reference_run.cells for o in cell.get("outputs", [])
                      if o.output_type == "stream" and o.name == "stderr")
@@ -172,6 +184,8 @@ def parse_lr_table(text):
     return rows
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_learning_rate_experiment_shows_what_the_text_says(reference_run):
     (table,) = tagged(reference_run, "lr-table")
     rows = parse_lr_table(stdout(table))
@@ -187,6 +201,8 @@ def test_learning_rate_experiment_shows_what_the_text_says(reference_run):
     assert rows[3.0]["diverged"], "divergence"
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_cifar_section_runs_when_configured(reference_run):
     printed = "".join(stdout(cell) for cell in reference_run.cells)
     assert "CIFAR-10 is not configured" not in printed
@@ -224,6 +240,8 @@ def syntax_error(source):
     return source + "\n\ndef half_written(:\n"
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 @pytest.mark.parametrize("make_module", [stub_solutions, syntax_error])
 def test_unfinished_module_prints_fail_lines_and_independent_sections_still_run(make_module,
                                                                               tmp_path,
@@ -303,6 +321,8 @@ def cells_through(cell_id):
     return notebook.cells[:ids.index(cell_id) + 1]
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_loss_checks_pass_before_the_backward_pass_exists(tmp_path):
     cells = run_cells(tmp_path, without_backward(reference_source()),
                       cells_through("check-gradient-stability"))
@@ -318,6 +338,8 @@ def test_loss_checks_pass_before_the_backward_pass_exists(tmp_path):
     assert "Your loss:" in printed and "NameError" not in printed and "Traceback" not in printed
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_every_cell_uses_the_module_as_saved(tmp_path):
     """A syntax error saved mid-session makes the next cells say so (no NameError, no PASS from
     the old code, also through objects built before); the next save is picked up by itself."""

@@ -267,6 +267,7 @@ def test_release_holds_no_secret(released):
             assert secret.encode() not in data, rel
 
 
+@pytest.mark.slow
 def test_release_tests_fail_on_the_stubs_briefly_and_pass_with_the_reference(released, tmp_path):
     stubs = run_in(released["out"], "-m", "pytest", "-p", "no:cacheprovider")
     assert stubs.returncode == 1, stubs.stdout[-3000:]  # failures, not a collection error (2)
@@ -286,6 +287,7 @@ def test_release_tests_fail_on_the_stubs_briefly_and_pass_with_the_reference(rel
     assert re.search(r"\d+ passed", solved.stdout)
 
 
+@pytest.mark.slow
 def test_release_self_check_prints_the_table_with_0_of_100(released):
     check = run_in(released["out"], "grade.py")
     assert check.returncode == 0, check.stderr[-2000:]
@@ -305,18 +307,21 @@ def course_solution(released, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_a_solution_written_against_the_course_scaffold_passes_the_public_tests(course_solution):
     tests = run_in(course_solution, "-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert re.search(r"\d+ passed", tests.stdout) and "failed" not in tests.stdout
 
 
+@pytest.mark.slow
 def test_a_solution_written_against_the_course_scaffold_gets_100_on_the_self_check(course_solution):
     check = run_in(course_solution, "grade.py")
     assert check.returncode == 0, check.stderr[-2000:]
     assert re.search(r"^total\s+100/100$", check.stdout, re.M), check.stdout
 
 
+@pytest.mark.slow
 def test_self_check_and_submit_work_in_the_release_folder(course_solution):
     shutil.copyfile(course_solution / "two_layer_net.ipynb", course_solution / "run.ipynb")
     run_notebook_in_place(str(course_solution / "two_layer_net.ipynb"))
@@ -333,6 +338,7 @@ def test_self_check_and_submit_work_in_the_release_folder(course_solution):
         assert not (course_solution / "out.zip").exists()
 
 
+@pytest.mark.slow
 def test_the_loss_passes_before_the_backward_pass_is_written(released, tmp_path):
     folder = tmp_path / "student"
     shutil.copytree(released["out"], folder)
@@ -494,6 +500,7 @@ def student(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_submit_zips_the_module_and_the_executed_notebook(student, capsys):
     (student / "linear_classifier.py").write_text("def sample_batch(X, y, num_train, batch_size):\n"
                                                   "    return X, y\n")
@@ -535,12 +542,14 @@ def test_submit_refuses_without_a_notebook(student, capsys):
     assert not (student / "submission.zip").exists()
 
 
+@pytest.mark.slow
 def test_import_check_stops_a_module_that_hangs(tmp_path):
     (tmp_path / "two_layer_net.py").write_text("import time\ntime.sleep(60)\n")
     problem = submit.import_problem(str(tmp_path), timeout=1.0)
     assert re.search(r"did not finish in 1 s; move any training", problem)
 
 
+@pytest.mark.slow
 def test_submit_lists_failing_checks_and_unanswered_questions_but_still_writes_the_zip(student,
                                                                                     capsys):
     def check_cell(count, text=None, error=None):
@@ -589,6 +598,7 @@ def test_submit_lists_failing_checks_and_unanswered_questions_but_still_writes_t
     assert "Question 2" not in out
 
 
+@pytest.mark.slow
 def test_submit_says_nothing_more_when_every_check_passes_and_every_question_is_answered(student,
                                                                                        capsys):
     assert submit.write_submission(folder=str(student), out="submission.zip") == 0
