@@ -13,13 +13,14 @@ The path a submission takes, and the module for each step:
   one `child` per test group behind the walls of `sandbox` (rlimits, uid, Landlock),
   `namespaces` (file system view, network, PID, IPC), `cgroup` (memory) and, without
   namespaces, `reaper`; replies travel in the `wire` format and are checked before judging.
-- `notebook` (with `html_report`): with --execute, the notebook runs in a child too and becomes
-  a sanitised report.html; `answers` gathers the written answers into answers.html and
-  manual.csv and merges the TA's scores.
+- `notebook` (with `html_report`): with --execute, the notebook runs in a child too (through
+  `notebook.client`, as main.py's does) and becomes a sanitised report.html; `answers` gathers
+  the written answers into answers.html and manual.csv and merges the TA's scores.
 - `report`: results.json (Gradescope's schema), grades.csv, the table and the histogram.
 - `selfcheck`: the self-check without a sandbox, where there is none (Windows, macOS).
 - The tools: `release` (the student release), `submit` (the student's zip), `gradescope` (the
-  autograder zip).
+  autograder zip); `kitfiles` lists the kit's files that travel (into a notebook's work folder,
+  the release and the autograder).
 """
 import hashlib
 import os
