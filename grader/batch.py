@@ -100,14 +100,14 @@ class WorkerProcess:
 
     PASSED_ON = ("PATH", "GRADER_NO_NAMESPACES", "GRADER_NO_CGROUP")
 
-    def __init__(self, run_root, memory_cgroup=None):
+    def __init__(self, run_root, memory_cgroup=None):  # memory_cgroup: the slot's folder
         env = {"LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": KIT_ROOT, "PATH": "/usr/bin:/bin"}
         env.update({k: os.environ[k] for k in self.PASSED_ON if k in os.environ})
         command = [sys.executable, "-m", "grader.worker", "--run-root", run_root]
         if memory_cgroup is not None:
-            command += ["--cgroup", memory_cgroup.path]
+            command += ["--cgroup", memory_cgroup]
         # Its own session: Ctrl-C at the terminal reaches the grader, which ends the workers.
         self.process = subprocess.Popen(command, cwd=KIT_ROOT, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, start_new_session=True)
@@ -142,7 +142,7 @@ class Slot:
     """What one job thread grades with: its worker, sandbox uid and memory cgroup."""
     worker: WorkerProcess
     uid: int = None
-    memory_cgroup: cgroup.MemoryCgroup = None
+    memory_cgroup: str = None  # the slot's cgroup folder, where one could be made
 
 
 @dataclass
@@ -240,9 +240,10 @@ class Grader:
         deadline = time.monotonic() + CGROUP_GRACE_S
         for slot in self._slots:
             while slot.memory_cgroup is not None:
-                _reap_orphans([s.worker for s in self._slots])  # a killed worker's child comes to us (a subreaper) to be reaped
-                slot.memory_cgroup.remove()
-                if not os.path.exists(slot.memory_cgroup.path) or time.monotonic() > deadline:
+                # a killed worker's child comes to us (a subreaper) to be reaped
+                _reap_orphans([s.worker for s in self._slots])
+                cgroup.remove_slot(slot.memory_cgroup)
+                if not os.path.exists(slot.memory_cgroup) or time.monotonic() > deadline:
                     break
                 time.sleep(0.01)
         shutil.rmtree(self.run_root, ignore_errors=True)
@@ -265,8 +266,8 @@ class Grader:
                     self._locks.append(lock)
                 memory_cgroup = None
                 if self.namespaces:
-                    memory_cgroup = cgroup.create(f"two-layer-net-{os.getpid()}-{len(self._slots)}",
-                                                  self.limits.memory_mb << 20)
+                    memory_cgroup = cgroup.create_slot(
+                        f"two-layer-net-{os.getpid()}-{len(self._slots)}")
                 slot = Slot(WorkerProcess(self.run_root, memory_cgroup), uid, memory_cgroup)
                 self._local.slot = slot
                 self._slots.append(slot)
@@ -382,13 +383,12 @@ class Grader:
 
     def _supervise(self, slot, request, arrays, timeout):
         """Send one request to the slot's worker; an Outcome from the child's validated reply."""
-        ooms = slot.memory_cgroup.oom_kills() if slot.memory_cgroup else 0
         try:
             report_meta, reply = slot.worker.run(request, arrays)
         except WorkerCrash as e:
             self._replace_worker(slot)
             return Outcome(failure=f"{e} (a fault of the grader; regrade it)", imported=True)
-        oom_killed = slot.memory_cgroup is not None and slot.memory_cgroup.oom_kills() > ooms
+        oom_killed = bool(report_meta.get("oom_killed"))
         imported = bool(report_meta.get("imported"))
         result = reply.get("result")
         if (result is None or result.numel() == 0 or report_meta.get("status") != "exited"

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 
+from grader import cgroup as cgroup_module
 from grader import namespaces, reaper, sandbox
 
 if __name__ == "__main__":  # decided while this process is still small (before torch)
@@ -70,7 +71,8 @@ PYTHON_PATHS = sandbox.python_paths()  # read now: sysconfig imports lazily
 WALLS_UP = b"W"  # first byte on the result pipe: every wall is up, the submission's code not yet run
 IMPORTED = b"I"  # second byte: the submission's import has finished
 PID_NAMESPACES = None  # set by main() where namespaces are available
-CGROUP_PROCS = None  # a descriptor of the slot's cgroup.procs, opened before entering the view
+CHILD_CGROUPS = None  # cgroup.ChildCgroups of the slot's memory cgroup, where there is one
+_JOIN_CGROUP = None  # in a new child: the descriptor of its own cgroup's cgroup.procs
 
 
 def preload_for_private_python():
@@ -96,8 +98,9 @@ def child_main(request, arrays, out_fd, result_fd):
     sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
     if PID_NAMESPACES is not None:
         namespaces.unshare(namespaces.CLONE_NEWIPC)
-    if CGROUP_PROCS is not None:
-        os.write(CGROUP_PROCS, b"0")  # "0": this process; its descendants follow it
+    if _JOIN_CGROUP is not None:
+        os.write(_JOIN_CGROUP, b"0")  # "0": this process; its descendants follow it
+        os.close(_JOIN_CGROUP)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(out_fd, 1)
@@ -163,15 +166,19 @@ def address_space_limit(request):
     for a notebook, whose kernel is a new interpreter that imports torch itself."""
     memory = request["memory_mb"] << 20
     if request["group"] == "notebook":
-        return sandbox.RLIM_INFINITY if CGROUP_PROCS is not None else 4 * memory
-    slack = ADDRESS_SLACK if CGROUP_PROCS is not None else 0
+        return sandbox.RLIM_INFINITY if CHILD_CGROUPS is not None else 4 * memory
+    slack = ADDRESS_SLACK if CHILD_CGROUPS is not None else 0
     return sandbox.address_space_in_use() + memory + slack
 
 
 def supervise(request, arrays):
     """Fork the child, collect its output and result under a wall-clock limit, then clean up."""
+    global _JOIN_CGROUP
     out_r, out_w = os.pipe()
     result_r, result_w = os.pipe()
+    cgroup_name = None
+    if CHILD_CGROUPS is not None:
+        cgroup_name, _JOIN_CGROUP = CHILD_CGROUPS.create(request["memory_mb"] << 20)
     started = time.monotonic()
     pid = PID_NAMESPACES.fork() if PID_NAMESPACES is not None else os.fork()
     if pid == 0:
@@ -190,12 +197,18 @@ def supervise(request, arrays):
             os._exit(code)
     os.close(out_w)
     os.close(result_w)
+    if _JOIN_CGROUP is not None:
+        os.close(_JOIN_CGROUP)
+        _JOIN_CGROUP = None
     try:
         os.setpgid(pid, pid)
     except OSError:
         pass  # the child already did it, or already exited
     report, result = collect(pid, out_r, result_r, started + request["timeout"])
     report["seconds"] = round(time.monotonic() - started, 4)
+    if cgroup_name is not None:
+        report["oom_killed"] = CHILD_CGROUPS.oom_killed(cgroup_name)
+        CHILD_CGROUPS.remove(cgroup_name)
     report["walls_up"] = result[:1] == WALLS_UP
     report["imported"] = report["walls_up"] and result[1:2] == IMPORTED
     if PID_NAMESPACES is None:  # with namespaces, the kernel has already ended them all
@@ -295,14 +308,14 @@ def kill_leftovers(uid, gid):
 
 def enter_walls(run_root, cgroup):
     """Put the worker itself behind the walls every child shares (see the module docstring)."""
-    global PID_NAMESPACES, CGROUP_PROCS
+    global PID_NAMESPACES, CHILD_CGROUPS
     sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
     sandbox.prctl(sandbox.PR_SET_DUMPABLE, 0)
     if not NAMESPACES:
         preload_for_private_python()
         return
     if cgroup:
-        CGROUP_PROCS = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+        CHILD_CGROUPS = cgroup_module.ChildCgroups(cgroup)
     PID_NAMESPACES = namespaces.PidNamespaces()
     namespaces.enter_view(os.path.join(run_root, f"view-{os.getpid()}"),
                           read_paths=PYTHON_PATHS + DEVICES + ["/proc"], write_paths=[run_root])
