@@ -82,17 +82,6 @@ HOSTILE_NOTEBOOK_CELLS = [  # what a notebook reached on main: host IPC, host so
 ]
 
 
-def processes_of(uids):
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
-        except (OSError, StopIteration):
-            continue
-        if uid in uids:
-            found.append(pid)
-    return found
 
 
 def test_execute_runs_the_notebook_against_the_submissions_module(executed):
@@ -137,7 +126,7 @@ def test_notebooks_run_behind_the_same_walls_as_test_children(executed, host_obj
     forked = int(re.search(r"FORKED (\d+)", html).group(1))
     assert forked < 100, "the notebook's processes are not limited"
     time.sleep(1)
-    assert processes_of(range(executed["uid_base"], executed["uid_base"] + 100)) == []
+    assert grading_corpus.processes_of(range(executed["uid_base"], executed["uid_base"] + 100)) == []
 
 
 def test_a_dead_kernel_is_noticed_at_once(executed):
