@@ -40,8 +40,6 @@ from grader.rubric import RUBRIC, STANDIN, Verdict, apply_audit
 DEFAULT_SANDBOX_UID = 61000
 REPLY_CAP = (64 << 20) + (1 << 20)
 CGROUP_GRACE_S = 1.0  # how long a finished batch waits for the kernel to empty its cgroups
-# What a child's meta may hold: {key: checker}. Anything else is a forged or broken reply.
-_STR = str
 
 
 def _list_of(kind):
@@ -62,6 +60,7 @@ def _failed_cell(v):
             and isinstance(v["error"], str))
 
 
+# What a child's meta may hold: {key: checker}. Anything else is a forged or broken reply.
 META_FIELDS = {"errors": _dict_of_str, "autograd": _list_of(lambda x: isinstance(x, str)),
                "train_calls": _list_of(_train_call), "replaced": _list_of(lambda x: isinstance(x, str)),
                "failed_cells": _list_of(_failed_cell)}
