@@ -141,7 +141,7 @@ def self_check():
               "that holds it, or pass the file: python grade.py FILE --out DIR", file=sys.stderr)
         return 2
     seed, public = resolve_seed()
-    if sys.platform.startswith("linux"):
+    if sandbox_available():
         from grader import batch
         limits = batch.Limits(timeout=DEFAULT_TIMEOUT, memory_mb=DEFAULT_MEMORY_MB)
         with tempfile.TemporaryDirectory() as out:
@@ -156,6 +156,11 @@ def self_check():
     print(report.table(result))
     print(result.output)
     return 0
+
+
+def sandbox_available():
+    """The grader's sandbox is Linux's (namespaces, Landlock, prctl); elsewhere, none."""
+    return sys.platform.startswith("linux")
 
 
 def cmd_release(args):
