@@ -304,11 +304,8 @@ class Grader:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         apply_audit(verdicts, findings, extra["flags"])
-        score = sum(RUBRIC[n] for n, v in verdicts.items() if v.passed)
-        output = f"two_layer_net.py: {score}/{sum(RUBRIC.values())} points." + note
-        if self.public:
-            output += " Graded with the public self-check inputs, not the instructor's."
-        return report.make_result(verdicts, output, time.monotonic() - started, extra), files
+        return report.graded_result(verdicts, note, time.monotonic() - started, extra,
+                                    self.public), files
 
     @staticmethod
     def _answers(sub):

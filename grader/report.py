@@ -49,6 +49,16 @@ def make_result(verdicts, output, execution_time, extra_data=None):
                             tests=tests, extra_data=extra_data or {})
 
 
+def graded_result(verdicts, note, execution_time, extra_data, public):
+    """The SubmissionResult of a graded module: its score line, `note`, and whether the public
+    self-check inputs were used."""
+    score = sum(RUBRIC[n] for n, v in verdicts.items() if v.passed)
+    output = f"two_layer_net.py: {score}/{sum(RUBRIC.values())} points." + note
+    if public:
+        output += " Graded with the public self-check inputs, not the instructor's."
+    return make_result(verdicts, output, execution_time, extra_data)
+
+
 def result_from_json(data):
     """A SubmissionResult read back from results.json (for resumed batches and summaries)."""
     tests = [TestResult(**{k: t[k] for k in TestResult.__dataclass_fields__ if k in t})
