@@ -148,7 +148,7 @@ def test_the_csv_cells_never_start_a_formula(tmp_path):
     assert rows[0]["a_student"] == "'=HYPERLINK(\"http://x\")"
     assert rows[0]["a_email"] == "'+1@x" and rows[0]["a_sid"] == "'-5"
     for row in rows:
-        assert all(not v[:1] in ("=", "+", "-", "@") for v in row.values())
+        assert all(v[:1] not in ("=", "+", "-", "@") for v in row.values())
 
 
 def test_the_command_writes_both_files_and_the_page_runs_nothing(tmp_path, capsys):
