@@ -21,10 +21,12 @@ table.ranked td, table.ranked th { font-size: 13px; }
 .shared { background: #ffe58f; display: block; }
 .given { color: #8c959f; display: block; }
 .plain { display: block; }
+.gap { display: block; color: #8c959f; font-style: italic; background: #f6f8fa; }
 .word-shared { background: #ffe58f; }
 .from { color: #57606a; font-size: 13px; }
 """
-MAX_LINES = 400  # of one file in a side-by-side view
+MAX_LINES = 2000  # of one file in a side-by-side view
+CONTEXT = 2  # lines shown around the student's and the shared lines
 
 
 def page(comparison, shown=None):
@@ -108,21 +110,35 @@ def _side_by_side(rank, pair):
 
 
 def _code_column(doc, slices):
-    shared, given = set(), set()
+    """One side: the student's lines and the shared ones, with CONTEXT lines around them;
+    the rest (the kit's code, docstrings) folded into a line that says how many."""
+    shared, student, given = set(), set(), set()
     for start, end in slices:
         for t in range(start, end):
             shared.add((int(doc.token_file[t]), int(doc.token_line[t])))
-    student = set()
     for t in range(len(doc.starter)):
         key = (int(doc.token_file[t]), int(doc.token_line[t]))
         (given if doc.starter[t] else student).add(key)
-    given -= student
     out = [f"<div><p><strong>{html.escape(doc.name)}</strong></p>"]
     for index, (name, text) in enumerate(doc.files):
+        lines = text.splitlines()[:MAX_LINES]
+        near = {n + d for (i, n) in shared | student if i == index
+                for d in range(-CONTEXT, CONTEXT + 1)}
         out.append(f"<p class=\"from\">{html.escape(name)}</p><pre>")
-        for number, line in enumerate(text.splitlines()[:MAX_LINES], 1):
+        folded = 0
+        for number, line in enumerate(lines + [None], 1):
+            if line is not None and number not in near:
+                folded += 1
+                continue
+            if folded:
+                out.append(f"<span class=\"gap\">⋯ {folded} lines of the kit's code, "
+                           "docstrings or blank lines</span>")
+                folded = 0
+            if line is None:
+                break
             key = (index, number)
-            kind = "shared" if key in shared else "given" if key in given else "plain"
+            kind = ("shared" if key in shared else "plain" if key in student
+                    else "given" if key in given else "plain")
             out.append(f"<span class=\"{kind}\"><span class=\"ln\">{number}</span>"
                        f"{html.escape(line) or ' '}</span>")
         out.append("</pre>")

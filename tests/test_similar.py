@@ -9,7 +9,8 @@ import pytest
 
 import grade
 import similar_corpus as corpus
-from grader import similar, submission
+import test_browser
+from grader import similar, similar_html, submission
 from test_report_html import problems
 
 
@@ -179,3 +180,37 @@ def test_the_command_refuses_what_it_cannot_use(tmp_path, capsys):
     assert grade.main(["similar", str(folder), "--out", str(tmp_path / "o"),
                        "--archive", str(tmp_path / "nope")]) == 2
     assert not os.path.exists(tmp_path / "o" / "similar.csv")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_page_in_a_browser_runs_and_loads_nothing_and_shows_the_shared_lines(
+        class_corpus, browser, tmp_path):
+    """Set SIMILAR_SCREENSHOTS=folder to keep what the browser showed (docs/similar.png)."""
+    from selenium.webdriver.common.by import By
+
+    _, kinds, comparison = class_corpus
+    path = tmp_path / "similar.html"
+    path.write_text(similar_html.page(comparison), encoding="utf-8")
+    browser.set_window_size(1280, 1000)
+    seen = test_browser.visit(browser, path)
+    assert seen.ran(title=similar_html.TITLE) == [], "a script ran"
+    assert seen.requests == [] and seen.url.startswith("file:"), (seen.requests, seen.url)
+    assert seen.refusals == [], "the page's own stylesheet is allowed by its policy"
+    note = browser.find_element(By.CSS_SELECTOR, ".similar-note")
+    assert note.is_displayed() and "for a person to judge" in note.text
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.ranked tbody tr")
+    assert len(rows) == min(len(comparison.pairs), similar.SHOWN) or len(rows) >= sum(
+        p.flagged for p in comparison.pairs)
+    shared = browser.find_elements(By.CSS_SELECTOR, "#pair-1 ~ .sbs .shared")
+    plain = browser.find_element(By.CSS_SELECTOR, ".sbs .plain")
+    assert shared and shared[0].value_of_css_property("background-color") != \
+        plain.value_of_css_property("background-color"), "shared lines are highlighted"
+    folder = os.environ.get("SIMILAR_SCREENSHOTS")
+    if folder:
+        browser.save_screenshot(os.path.join(folder, "similar.png"))
+        browser.get(path.as_uri() + "#pair-2")
+        browser.save_screenshot(os.path.join(folder, "similar-pair.png"))
+
+
+browser = test_browser.browser  # the headless Chromium of the notebook reports' test
