@@ -1,6 +1,7 @@
 """`grade.py similar` at scale: an inverted index of fingerprints against all-pairs comparison.
 
-    python bench/bench_similar.py [--class 300] [--archive 1000] [--baseline 100 200] [--jobs N]
+    python bench/bench_similar.py [--class 300] [--archive 1000] [--baseline 50 100] [--jobs N]
+    python bench/bench_similar.py --real DIR   # disguised copies planted among real solutions
 
 Builds a class and an archive of two_layer_net.py files from the test corpus's solutions
 (tests/similar_corpus.py): each file takes every student region from one of seven styles at
@@ -80,6 +81,76 @@ def copydetect_all_pairs(klass, archive, boilerplate):
     return time.perf_counter() - started
 
 
+def swap_function(host, donor, name="nn_forward_backward"):
+    """`host`'s source with its top-level function `name` replaced by `donor`'s."""
+    import ast
+
+    def span(source):
+        node = next(n for n in ast.parse(source).body
+                    if isinstance(n, ast.FunctionDef) and n.name == name)
+        return node.lineno - 1, node.end_lineno
+
+    h, d = host.splitlines(keepends=True), donor.splitlines(keepends=True)
+    (hs, he), (ds, de) = span(host), span(donor)
+    return "".join(h[:hs] + d[ds:de] + h[he:])
+
+
+def real_check(folder, out):
+    """Plant disguised copies among real solutions (the .py files in `folder`, none of them
+    kept in the kit) and print where the planted pairs rank: the first 3/4 are the class,
+    the rest the archive; the corpus's disguises each copy one class file, `partial` takes
+    nn_forward_backward from another, and one class file is a renamed archive file."""
+    from grader import similar
+    from grader.submission import safe_name
+
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".py"))
+    texts = {n[:-3]: open(os.path.join(folder, n), encoding="utf-8", errors="replace").read()
+             for n in names}
+    keys = list(texts)
+    split = len(keys) * 3 // 4
+    klass, archive = keys[:split], keys[split:]
+    work = os.path.join(out, "real")
+    os.makedirs(os.path.join(work, "class"))
+    os.makedirs(os.path.join(work, "archive"))
+    for key in klass:
+        corpus.write_student(os.path.join(work, "class"), key, texts[key])
+    for key in archive:
+        with open(os.path.join(work, "archive", key + ".py"), "w", encoding="utf-8") as f:
+            f.write(texts[key])
+    planted = {}
+    for (disguise, rewrite), key in zip(corpus.DISGUISES.items(), klass):
+        name = f"planted_{disguise}"
+        corpus.write_student(os.path.join(work, "class"), name, rewrite(texts[key]))
+        planted[name] = key
+    host, donor = klass[len(corpus.DISGUISES)], klass[len(corpus.DISGUISES) + 1]
+    corpus.write_student(os.path.join(work, "class"), "planted_partial",
+                         swap_function(texts[host], texts[donor]))
+    planted["planted_partial"] = donor
+    corpus.write_student(os.path.join(work, "class"), "planted_from_archive",
+                         corpus.rename(texts[archive[0]], seed=4))
+    planted["planted_from_archive"] = "archive/" + archive[0]
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = grade.main(["similar", os.path.join(work, "class"), "--archive",
+                           os.path.join(work, "archive"), "--out", os.path.join(work, "out")])
+    assert code == 0, f"grade.py similar exited {code}"
+    with open(os.path.join(work, "out", similar.CSV_NAME)) as f:
+        import csv
+        rows = list(csv.DictReader(f))
+    target = {frozenset((k, "/".join(map(safe_name, v.split("/")))))
+              for k, v in planted.items()}
+    print(f"\nreal solutions: {len(klass)} in the class, {len(archive)} in the archive, "
+          f"{len(planted)} planted copies; {len(rows)} pairs share something")
+    for row in rows:
+        pair = frozenset((row["a"], row["b"]))
+        mark = "planted" if pair in target else ""
+        if mark or row["worth_a_look"] or int(row["rank"]) <= len(planted) + 3:
+            print(f"  #{row['rank']:>3} {row['a'][:34]:<34} {row['b'][:40]:<40} code "
+                  f"{row['code_similarity']} run {row['longest_run_tokens']:>4} "
+                  f"{'look' if row['worth_a_look'] else '    '} {mark}")
+    ranks = [int(r["rank"]) for r in rows if frozenset((r["a"], r["b"])) in target]
+    print(f"planted pairs found: {len(ranks)} of {len(target)}, ranks {sorted(ranks)}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--class", dest="n_class", type=int, default=300,
@@ -91,8 +162,17 @@ def main(argv=None):
                              "files (default: 50 100)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="processes for ours (default: the number of cores)")
+    parser.add_argument("--real", metavar="DIR",
+                        help="only plant disguised copies among the real solutions in DIR (.py "
+                             "files) and print where they rank")
     args = parser.parse_args(argv)
     work = tempfile.mkdtemp(prefix="bench-similar-")
+    if args.real:
+        try:
+            real_check(args.real, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     try:
         build(os.path.join(work, "class"), args.n_class, "student", 1)
         build(os.path.join(work, "archive"), args.n_archive, "past", 2)
