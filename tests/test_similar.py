@@ -262,3 +262,22 @@ def test_the_page_in_a_browser_runs_and_loads_nothing_and_shows_the_shared_lines
 
 
 browser = test_browser.browser  # the headless Chromium of the notebook reports' test
+
+
+@pytest.mark.slow
+def test_fingerprints_are_the_same_in_every_process(tmp_path):
+    """copydetect hashes k-grams with Python's hash(), salted per process: its fingerprints
+    (and the spots winnowing picks) change from run to run. Ours must not."""
+    import subprocess
+    import sys
+
+    (tmp_path / "m.py").write_text(corpus.module("loops"))
+    script = ("import sys, numpy; from grader import similar; "
+              "print(sorted(similar.fingerprint_code([('m.py', open(sys.argv[1]).read())], "
+              "numpy.zeros(0, dtype=numpy.int64))[3])[:50])")
+    outputs = {subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.py")],
+                              capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed,
+                                   "PYTHONPATH": os.pathsep.join(sys.path)}).stdout
+               for seed in ("1", "2")}
+    assert len(outputs) == 1 and len(next(iter(outputs))) > 100
