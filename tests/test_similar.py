@@ -112,6 +112,21 @@ def test_a_passage_many_share_is_not_evidence_but_one_two_share_is(tmp_path):
     assert two[pair] - alone.get(pair, 0) > 0.05, "two share it: evidence"
 
 
+def test_base_files_are_starter_code_too(tmp_path):
+    helper = ("\n\ndef odd_helper(values, scale):\n    total = 0\n    for v in values:\n"
+              "        total = total + v * scale - (v // 3) ** 2\n    return total % 97\n")
+    for style in ("loops", "einsum"):
+        corpus.write_student(str(tmp_path / "class"), style, corpus.module(style) + helper)
+    (tmp_path / "scaffold.py").write_text(helper)
+
+    def code(base):
+        docs = similar.documents_of(submission.collect([str(tmp_path / "class")]))
+        similar.fingerprint_all(docs, base=base, jobs=1)
+        return max((p.code for p in similar.compare(docs).pairs), default=0.0)
+
+    assert code([]) > 0.05 and code([str(tmp_path / "scaffold.py")]) < 0.01
+
+
 def test_the_archive_meets_the_class_not_itself(tmp_path):
     klass, archive = tmp_path / "class", tmp_path / "fall2025"
     for style in corpus.CLASS_STYLES[:3]:
