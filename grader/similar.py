@@ -336,9 +336,17 @@ def notebook_answers(data):
 
 # ---- documents ----------------------------------------------------------------------------
 
+_STARTER = {}  # in each worker: the starter's runs and the questions' words, sent once
+
+
+def _start_worker(starter, starter_words):
+    _STARTER.update(code=starter, words=starter_words)
+
+
 def _prepare(job):
     """A worker's part: fingerprints of one document's code and answers."""
-    files, notebook_bytes, starter, starter_words = job
+    files, notebook_bytes = job
+    starter, starter_words = _STARTER["code"], _STARTER["words"]
     token_file, token_line, is_starter, prints = fingerprint_code(files, starter)
     answers = notebook_answers(notebook_bytes) if notebook_bytes else {}
     words = {qid: prose_words(text) for qid, text in answers.items()}
@@ -365,12 +373,14 @@ def fingerprint_all(docs, *, base=(), jobs=None, kit=KIT_ROOT):
     starter = starter_runs(kit, base)
     starter_words = question_runs()
     todo = [d for d in docs if d.error is None]
-    work = [(d.files, d.notebook, starter, starter_words) for d in todo]
+    work = [(d.files, d.notebook) for d in todo]
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(work) > 50:
-        with ProcessPoolExecutor(jobs) as pool:
+        with ProcessPoolExecutor(jobs, initializer=_start_worker,
+                                 initargs=(starter, starter_words)) as pool:
             results = list(pool.map(_prepare, work, chunksize=16))
     else:
+        _start_worker(starter, starter_words)
         results = [_prepare(w) for w in work]
     for doc, result in zip(todo, results):
         (doc.token_file, doc.token_line, doc.starter, doc.fingerprints, doc.answers,
