@@ -85,7 +85,7 @@ under until up very was we were what when where which while who whom why will wi
 your yours""".split())
 
 
-@dataclass
+@dataclass(eq=False)  # documents are told apart by name; their arrays do not compare
 class Document:
     """One submission as compared: its code's tokens and fingerprints, its answers' words."""
     name: str
@@ -590,7 +590,6 @@ def find_similar(subs, *, out, archives=(), base=(), common=None, jobs=None):
             if not os.path.exists(path):
                 raise submission.UsageError(f"'{path}' does not exist; pass a folder of past "
                                             "submissions or solutions (or a starter file for --base)")
-        outdir.check(out)
         with outdir.locked(out):
             docs = documents_of(submission.collect(subs))
             for label, path in zip(archive_labels(archives), archives):
