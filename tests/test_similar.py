@@ -70,6 +70,14 @@ def test_each_disguise_keeps_most_of_its_original(class_corpus, disguise):
     assert pair.flagged and pair.code >= floor, (pair.code, pair.run_tokens)
 
 
+def test_copies_of_one_solution_form_a_group(class_corpus):
+    _, kinds, comparison = class_corpus
+    expected = {"vectorised"} | {n for n, k in kinds.items() if k == "copy:vectorised"}
+    assert len(expected) >= 3, "the corpus copies vectorised twice"
+    assert [{d.name for d in group} for group in comparison.clusters
+            if "vectorised" in {d.name for d in group}] == [expected]
+
+
 def test_the_stubs_alone_score_zero(class_corpus):
     _, _, comparison = class_corpus
     stubs = next(d for d in comparison.documents if d.name == "stubs_alone")
@@ -232,6 +240,19 @@ def test_the_command_writes_both_files_and_the_page_runs_nothing(tmp_path, capsy
         rows = list(csv.DictReader(f))
     assert {rows[0]["a"], rows[0]["b"]} == {"loops", "mallory"}
     assert "a ranking for a person to judge" in capsys.readouterr().out
+
+
+def test_an_unreadable_submission_is_named_and_the_rest_compared(tmp_path, capsys):
+    for style in ("loops", "einsum"):
+        corpus.write_student(str(tmp_path / "class"), style, corpus.module(style))
+    (tmp_path / "class" / "broken.zip").write_bytes(b"not a zip")
+    out = tmp_path / "out"
+    assert grade.main(["similar", str(tmp_path / "class" / "loops"),
+                       str(tmp_path / "class" / "einsum"), str(tmp_path / "class" / "broken.zip"),
+                       "--out", str(out)]) == 1
+    assert "could not read broken" in capsys.readouterr().err
+    page = (out / "similar.html").read_text(encoding="utf-8")
+    assert "Could not be read" in page and "broken" in page
 
 
 def test_the_command_refuses_what_it_cannot_use(tmp_path, capsys):
