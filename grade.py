@@ -6,6 +6,7 @@
     python grade.py submit                   # for students: zip the module and the executed notebook
     python grade.py gradescope OUT.zip       # a Gradescope autograder with the secret seed inside
     python grade.py merge DIR                # add the TA's written-answer scores (DIR/manual.csv)
+    python grade.py similar SUB ... --out DIR [--archive DIR ...]  # ranked similar pairs
 
 Exit status: 0 when every submission was graded (whatever its score), 2 on a usage error
 (before anything is graded), 130 after Ctrl-C (every finished result written), 1 when the
@@ -29,8 +30,10 @@ COMMANDS = {  # name: one line for `grade.py --help`
     "submit": "for students: check and zip two_layer_net.py and the executed notebook",
     "gradescope": "build a Gradescope autograder zip with the secret seed inside",
     "merge": "merge the TA's written-answer scores (DIR/manual.csv) into DIR/grades.csv",
+    "similar": "rank pairs of submissions that share code or written answers, for a person "
+               "to judge",
 }
-INSTRUCTOR_TOOLS = ("release", "gradescope")
+INSTRUCTOR_TOOLS = ("release", "gradescope", "similar")
 
 
 def positive_float(text):
@@ -96,7 +99,31 @@ def tool_parser(command):
         parser.add_argument("out", metavar="OUT.zip", help="the autograder archive to write")
     elif command == "merge":
         parser.add_argument("out", metavar="DIR", help="a results folder graded with --execute")
+    elif command == "similar":
+        similar_arguments(parser)
     return parser
+
+
+def similar_arguments(parser):
+    parser.description = ("Rank pairs of submissions by the code and written answers they share "
+                           "(the kit's starter code and passages common in the class left out): "
+                           "DIR/similar.csv and DIR/similar.html, for a person to judge.")
+    parser.add_argument("subs", nargs="+", metavar="SUB",
+                        help="the class: .py files, folders holding two_layer_net.py, .zips, or "
+                             "folders of many as downloaded from Gradescope or an LMS")
+    parser.add_argument("--out", metavar="DIR", required=True,
+                        help="folder for DIR/similar.csv and DIR/similar.html")
+    parser.add_argument("--archive", metavar="DIR", action="append", default=[],
+                        help="a folder of past terms' submissions or public solutions, compared "
+                             "with the class but not with each other (repeat for several)")
+    parser.add_argument("--base", metavar="FILE", action="append", default=[],
+                        help="more starter code not to count, beside the kit's own stubs "
+                             "(repeat for several)")
+    parser.add_argument("--common", type=positive_int, metavar="N",
+                        help="count a passage only when at most N submissions of the class "
+                             "share it (default: 3, or 5%% of the class when that is more)")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                        help="processes that read and fingerprint (default: the number of cores)")
 
 
 def usage_error(message, parser=None):
@@ -177,6 +204,12 @@ def cmd_gradescope(args):
     from grader import gradescope
     seed, public = resolve_seed()
     return gradescope.build_autograder(out=args.out, seed=None if public else seed)
+
+
+def cmd_similar(args):
+    from grader import similar
+    return similar.find_similar(args.subs, out=args.out, archives=args.archive, base=args.base,
+                                common=args.common, jobs=args.jobs)
 
 
 def cmd_merge(args):

@@ -18,6 +18,8 @@ The path a submission takes, and the module for each step:
   the written answers into answers.html and manual.csv and merges the TA's scores.
 - `report`: results.json (Gradescope's schema), grades.csv, the table and the histogram.
 - `selfcheck`: the self-check without a sandbox, where there is none (Windows, macOS).
+- `similar` (with `similar_html`): `grade.py similar`, pairs of submissions that share code or
+  written answers (starter code and common passages left out), ranked for a person to judge.
 - The tools: `release` (the student release), `submit` (the student's zip), `gradescope` (the
   autograder zip); `kitfiles` lists the kit's files that travel (into a notebook's work folder,
   the release and the autograder).
@@ -28,7 +30,8 @@ import os
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-NOT_GRADING = {"release.py", "gradescope.py", "submit.py", "answers.py"}  # tools whose edits change no verdict
+NOT_GRADING = {"release.py", "gradescope.py", "submit.py", "answers.py", "similar.py",
+               "similar_html.py"}  # tools whose edits change no verdict
 
 
 def _source_hash():
