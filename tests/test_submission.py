@@ -1,4 +1,4 @@
-"""grader.submission.collect and grader.exports: every SUB, alone or in an instructor's export,
+"""grader.exports.collect and grader.submission: every SUB, alone or in an instructor's export,
 becomes submissions with unique, safe names and, where the export says, who they are.
 
 The exports are laid out as the real ones are: Gradescope's submission_metadata.yml as Ruby
@@ -11,7 +11,8 @@ import zipfile
 import pytest
 
 from grader import exports, submission
-from grader.submission import MODULE, NOTEBOOK, RESERVED, UsageError, collect
+from grader.exports import collect
+from grader.submission import MODULE, NOTEBOOK, RESERVED, UsageError
 
 SOURCE = b"def nn_forward_pass(params, X):\n    raise NotImplementedError\n"
 NOTEBOOK_TEXT = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
@@ -305,9 +306,11 @@ def test_canvas_rows_are_named_after_students_with_files_renamed_back(tmp_path):
     assert names(subs) == ["smithjohn", "doejane", "leeann", "smithjohn-2", "kimbo", "wupat"]
     john, jane, ann, other_john, kim, pat = subs
     assert john.files == {MODULE: SOURCE, NOTEBOOK: NOTEBOOK_TEXT} and john.error is None
-    assert john.identity == {"student": "smithjohn", "sid": "123456", "late": False}
+    assert john.identity == {"student": "smithjohn", "sid": "123456", "canvas_id": "123456",
+                             "late": False}
     assert jane.files == {MODULE: SOURCE + b"# late\n", NOTEBOOK: NOTEBOOK_TEXT}
-    assert jane.identity == {"student": "doejane", "sid": "234567", "late": True}
+    assert jane.identity == {"student": "doejane", "sid": "234567", "canvas_id": "234567",
+                             "late": True}
     assert ann.files == {MODULE: SOURCE, "helpers.py": b"x = 1\n"}
     assert ann.identity["late"] is True
     assert other_john.identity["sid"] == "456789" and other_john.error is None
