@@ -287,7 +287,7 @@ class Grader:
         """(SubmissionResult, {file name: bytes}) for one loaded Submission; the files (the
         notebook's report.html) go beside its results.json."""
         started = time.monotonic()
-        extra = {"identity": sub.identity, "flags": list(sub.notes)}
+        extra = {"identity": sub.identity, "flags": list(sub.notes), "origin": sub.origin}
         if sub.error:
             extra["graded"] = False
             extra["flags"].insert(0, f"{gradebook.NOT_GRADED}: {sub.error[:200]}")
@@ -476,7 +476,6 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
                                         feedback.page(name, results[name], (written or {}).get(name)))
             if execute:
                 answers.write_reports(out_dir, list(rows))
-            outdir.record_sources(out_dir, paths)
         if len(results) != len(subs):
             raise Interrupted(len(results), len(subs), terminated.signal)
     return rows
@@ -539,7 +538,7 @@ def _grade_or_report(grader, sub):
               file=sys.stderr)
         why = f"the grader failed on this submission ({type(e).__name__}: {e}); regrade it"
         return report.make_result({name: Verdict(False, why) for name in RUBRIC}, why, 0.0,
-                                  {"identity": sub.identity, "graded": False,
+                                  {"identity": sub.identity, "graded": False, "origin": sub.origin,
                                    "flags": [f"{gradebook.NOT_GRADED}: internal error"]}), {}
 
 

@@ -77,11 +77,15 @@ def collect(paths, *, exports=(), single=False):
     subs = []
     for path in paths:
         forced = os.path.abspath(path) in named
+        origin = submission.origin_id(path)
         expanded = None if single else expand(path, forced=forced)
         if forced and expanded is None:
             raise UsageError(f"--export '{path}' holds no {METADATA} at its top; pass the "
                              "folder or .zip Gradescope's \"Export Submissions\" gave you")
-        subs += [load(path)] if expanded is None else expanded
+        found = [load(path)] if expanded is None else expanded
+        for sub in found:
+            sub.origin = origin
+        subs += found
     assign_names(subs)
     return subs
 

@@ -4,8 +4,8 @@ One grader at a time writes a folder: a second one on the same DIR stops at once
 error that says which process holds it (a lock file through `filelock`, released by the kernel
 even when its holder is killed). grades.csv lists every submission graded into DIR, this batch's
 and earlier ones', so grading a class in several runs loses no row; but a batch of other SUBs
-(a second export) into a folder that holds rows is refused unless asked for (`--add`): the
-folder remembers which SUBs were graded into it (SOURCES_FILE).
+(a second export) into a folder that holds rows is refused unless asked for (`--add`): each
+results.json remembers which SUB it came from (`origin`, a digest of its path).
 """
 import contextlib
 import datetime
@@ -16,11 +16,10 @@ import socket
 import filelock
 
 from grader import report
-from grader.submission import RESERVED, UsageError
+from grader.submission import RESERVED, UsageError, origin_id
 
 LOCK_FILE = ".grade.lock"
 OWNER_FILE = ".grade.lock.owner"
-SOURCES_FILE = ".grade-sources.json"
 
 
 def check(out_dir):
@@ -87,31 +86,17 @@ def earlier_results(out_dir, exclude):
     return found
 
 
-def _sources(out_dir):
-    try:
-        with open(os.path.join(out_dir, SOURCES_FILE)) as f:
-            found = json.load(f)
-        return set(found) if isinstance(found, list) else set()
-    except (OSError, ValueError):
-        return set()
-
 
 def check_sources(out_dir, paths, names, *, add):
-    """Raise UsageError when out_dir holds rows that are not this batch's and some SUB was
-    never graded into it before (a second export mixed into the first's grades.csv), unless
-    `add`."""
+    """Raise UsageError when out_dir holds rows that are not this batch's and that came from
+    other SUBs (a second export mixed into the first's grades.csv), unless `add`."""
     if add:
         return
-    others = earlier_results(out_dir, exclude=names)
-    new = [p for p in paths if os.path.abspath(p) not in _sources(out_dir)]
-    if others and new:
+    ours = {origin_id(p) for p in paths}
+    others = {name: r for name, r in earlier_results(out_dir, exclude=names).items()
+              if (r.extra_data or {}).get("origin") not in ours}
+    if others:
         shown = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
         raise UsageError(f"--out '{out_dir}' already holds {len(others)} rows graded from other "
-                         f"submissions ({shown}) and '{new[0]}' was never graded into it; pass "
-                         "--add to put both in one grades.csv, or choose another --out")
-
-
-def record_sources(out_dir, paths):
-    """Remember that `paths` were graded into out_dir."""
-    known = _sources(out_dir) | {os.path.abspath(p) for p in paths}
-    report.write_atomically(os.path.join(out_dir, SOURCES_FILE), json.dumps(sorted(known)))
+                         f"submissions ({shown}); pass --add to put these in the same "
+                         "grades.csv, or choose another --out")

@@ -51,6 +51,7 @@ class Submission:
     identity: dict = field(default_factory=dict)  # student, email, sid, submitted_at, late, members
     notes: list = field(default_factory=list)  # for the instructor, not the student's doing
     named_by: str = "path"  # "sid" when the name is a student id from an export: such names win
+    origin: str = None  # the command-line SUB it came from, as origin_id
 
     @property
     def content_hash(self):
@@ -62,6 +63,12 @@ class Submission:
     @property
     def has_notebook(self):
         return NOTEBOOK in self.files
+
+
+def origin_id(path):
+    """A stand-in for a command-line SUB that reveals nothing of the instructor's paths
+    (results.json may be shown to students)."""
+    return hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16]
 
 
 def natural_name(path):
