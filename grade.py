@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 
-from grader import report, resolve_seed
+from grader import gradebook, report, resolve_seed
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_MB = 1024
@@ -32,6 +32,7 @@ COMMANDS = {  # name: one line for `grade.py --help`
     "merge": "merge the TA's written-answer scores (DIR/manual.csv) into DIR/grades.csv",
 }
 INSTRUCTOR_TOOLS = ("release", "gradescope")
+VISIBILITIES = ("visible", "after_due_date", "hidden")  # Gradescope's, for students
 
 
 def positive_float(text):
@@ -93,7 +94,7 @@ def grade_parser():
     parser.add_argument("--add", action="store_true",
                         help="grade these SUBs into a DIR that already holds rows of others "
                              "(one grades.csv for both)")
-    parser.add_argument("--format", action="append", choices=gradebook_formats(), default=[],
+    parser.add_argument("--format", action="append", choices=gradebook.FORMATS, default=[],
                         help="also write the gradebook as this LMS imports it: canvas "
                              "(DIR/canvas.csv) or gradescope (DIR/gradescope.csv); grades.csv "
                              "(plain) is always written; repeat for several")
@@ -108,13 +109,10 @@ def grade_parser():
     parser.add_argument("--extensions", metavar="CSV",
                         help="per-student due times: a CSV with columns student (sid, email or "
                              "name) and due (a time) or days (added to --due)")
-    parser.add_argument("--visibility", choices=("visible", "after_due_date", "hidden"),
+    parser.add_argument("--visibility", choices=VISIBILITIES,
                         help="the visibility of every test in results.json (Gradescope's)")
     return parser
 
-
-def gradebook_formats():
-    return ("plain", "canvas", "gradescope")
 
 
 def tool_parser(command):
@@ -126,8 +124,7 @@ def tool_parser(command):
                             help="the archive to write (default: submission.zip)")
     elif command == "gradescope":
         parser.add_argument("out", metavar="OUT.zip", help="the autograder archive to write")
-        parser.add_argument("--visibility", choices=("visible", "after_due_date", "hidden"),
-                            default="visible",
+        parser.add_argument("--visibility", choices=VISIBILITIES, default="visible",
                             help="when students see each test's result on Gradescope "
                                  "(default: visible)")
     elif command == "merge":
@@ -144,8 +141,6 @@ def usage_error(message, parser=None):
 
 def cmd_grade(args):
     from grader import batch, submission
-
-    from grader import gradebook
 
     limits = batch.Limits(timeout=args.timeout, memory_mb=args.memory,
                           notebook_timeout=args.notebook_timeout)
@@ -184,8 +179,6 @@ def cmd_grade(args):
 def late_policy(args):
     """The gradebook.LatePolicy of the command line's --due, --late-penalty, --late-cap and
     --extensions."""
-    from grader import gradebook
-
     due = gradebook.parse_time(args.due, "--due") if args.due else None
     if (args.late_penalty or args.extensions) and due is None and not args.extensions:
         raise gradebook.PolicyError("--late-penalty needs --due (the time it counts from)")

@@ -9,7 +9,8 @@ turns it into a penalty in its own column, never folded silently into the tests'
 Formats (`--format`), each written beside grades.csv, with the identifiers its import matches on:
 
 - `plain` (grades.csv): name, student, email, sid, one column a test, total, max_points,
-  late columns, final (total - late_penalty), percent, notebook, notebook_seconds, flags.
+  late columns, final (total - late_penalty, when a penalty applies), percent, notebook,
+  notebook_seconds, flags.
 - `canvas` (canvas.csv): Canvas's gradebook import: `Student`, `ID` (the Canvas user id, the
   number in the bulk download's file names: what Canvas matches a row on, so two students of
   the same name stay apart), `SIS User ID`, `SIS Login ID`, `Section`, then one column named
@@ -208,15 +209,16 @@ def _write(header, records):
 
 
 def plain(results, policy=None):
-    """grades.csv: the identity columns known for any row, one column a test, total, the late
-    columns (when any row has lateness), final, percent, the notebook columns (when any was
-    run) and flags."""
+    """grades.csv: the identity columns known for any row, one column a test, total, max_points,
+    the late columns (when any row has lateness; with a penalty, final = total - late_penalty),
+    percent (of final), the notebook columns (when any was run) and flags."""
     table = rows(results, policy)
     known = [c for c in IDENTITY_COLUMNS if any(r[c] for r in table)]
     late = [c for c in ("submitted_at", "late", "late_days", "late_penalty")
             if any(r[c] not in ("", None) for r in table)]
     notebook = [c for c in ("notebook", "notebook_seconds") if any(r[c] != "" for r in table)]
-    header = ["name", *known, *RUBRIC, "total", "max_points", *late, "final", "percent",
+    final = ["final"] if "late_penalty" in late else []
+    header = ["name", *known, *RUBRIC, "total", "max_points", *late, *final, "percent",
               *notebook, "flags"]
     return _write(header, ([r[c] for c in header] for r in table))
 

@@ -99,7 +99,7 @@ def test_canvas_late_marker_with_a_penalty_is_flagged_not_guessed():
     row, = parse(gradebook.plain({"jane": result(identity={"student": "doejane", "sid": "7",
                                                            "canvas_id": "7", "late": True})},
                                  policy))
-    assert row["final"] == "100" and "set it by hand" in row["flags"]
+    assert row["percent"] == "100" and "set it by hand" in row["flags"]
 
 
 def test_extensions_from_a_csv_saved_by_excel(tmp_path):
