@@ -225,3 +225,26 @@ def test_sigterm_stops_like_ctrl_c_and_removes_the_run_folder(tmp_path):
     after = set(glob.glob(os.path.join(tempfile.gettempdir(), "two-layer-net-grade-*")))
     assert after <= temp_before, "SIGTERM left the run folder in the temp directory"
     assert set(rows_of(out)) == {"amy"}
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_notebook_status_and_time_reach_grades_csv_and_the_summary(tmp_path, capsys):
+    import nbformat
+
+    for name, cells in (("runs", ["x = 1"]), ("hangs", ["while True:\n    pass"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "two_layer_net.py").write_text(SOLUTION)
+        (tmp_path / name / "two_layer_net.ipynb").write_text(nbformat.writes(
+            nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])))
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "two_layer_net.py").write_text(SOLUTION)
+    out = tmp_path / "out"
+    subs = [str(tmp_path / n) for n in ("runs", "hangs", "none")]
+    assert grade.main([*subs, "--out", str(out), "--execute", "--notebook-timeout", "8"]) == 0
+    rows = rows_of(out)
+    assert {n: rows[n]["notebook"] for n in rows} == {"runs": "ran", "hangs": "timed out",
+                                                      "none": "missing"}
+    assert 8 <= float(rows["hangs"]["notebook_seconds"]) < 60
+    printed = capsys.readouterr().out
+    assert "1 notebook timed out: hangs" in printed and "notebooks: 2 executed" in printed
