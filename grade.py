@@ -163,6 +163,10 @@ def cmd_grade(args):
               f"written to {args.out} (grades.csv holds them); run the same command again to "
               "grade the rest", file=sys.stderr)
         return 143 if e.signal else 130
+    except KeyboardInterrupt:  # before grading began (reading the SUBs, building the rubric)
+        print("\ngrade.py: interrupted while starting, before any submission was graded; run "
+              "the same command again", file=sys.stderr)
+        return 130
     print(report.summary(rows))
     if public:
         print("note: graded with the public self-check inputs; set $GRADER_SECRET_SEED or "
