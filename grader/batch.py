@@ -75,7 +75,7 @@ META_FIELDS = {"errors": _dict_of_str, "autograd": _list_of(lambda x: isinstance
 class Limits:
     timeout: float
     memory_mb: int
-    notebook_timeout: float = 600.0
+    notebook_timeout: float = 300.0
 
 
 class WorkerCrash(RuntimeError):
