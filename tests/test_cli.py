@@ -111,3 +111,10 @@ def test_grade_help_names_the_gradebook_options(capsys):
         assert option in out, option
     assert grade.main(["gradescope", "--help"]) == 0
     assert "{visible,after_due_date,hidden}" in capsys.readouterr().out
+
+
+def test_the_default_notebook_timeout_is_a_few_times_what_the_kits_notebook_needs():
+    """The kit's notebook needs ~50 s of CPU (docs/gradebook.md); an endless loop must not hold
+    a slot for 10 minutes."""
+    args = grade.grade_parser().parse_args(["x.py", "--out", "d"])
+    assert 3 * 50 <= args.notebook_timeout <= 6 * 50
