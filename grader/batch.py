@@ -290,7 +290,7 @@ class Grader:
         extra = {"identity": sub.identity, "flags": list(sub.notes), "origin": sub.origin}
         if sub.error:
             extra["graded"] = False
-            extra["flags"].insert(0, f"{gradebook.NOT_GRADED}: {sub.error[:200]}")
+            extra["flags"].insert(0, f"{gradebook.NOT_GRADED}: {sub.error}")
             verdicts = {name: Verdict(False, f"not graded: {sub.error}") for name in RUBRIC}
             return report.make_result(verdicts, f"Could not grade this submission: {sub.error}",
                                       time.monotonic() - started, extra), {}

@@ -67,7 +67,8 @@ def number(value):
 class LatePolicy:
     """How lateness becomes a penalty. `due`: aware datetime (None: no due time known);
     `per_day`: percent of MAX_POINTS per day or part of a day late; `cap`: the most percent
-    taken; `extensions`: {identifier (sid, email, name or row name): aware datetime}."""
+    taken; `extensions`: {identifier, lowercased (a sid, email or name; a row's name for a row
+    that knows nobody): aware datetime}."""
     due: datetime.datetime = None
     per_day: float = 0.0
     cap: float = 100.0
@@ -141,7 +142,9 @@ def _lateness(identity, member, name, policy):
     submitted = identity.get("submitted_at", "")
     marker = identity.get("late")
     late, days, penalty = ("yes" if marker else ("no" if marker is False else "")), "", None
-    due = policy.due_for([member.get("sid"), member.get("email"), member.get("student"), name])
+    keys = [member.get("sid"), member.get("email"), member.get("student")]
+    # The row's name only for a row that knows nobody: a group's row is named after one member.
+    due = policy.due_for(keys if any(keys) else [name])
     if due is not None and submitted:
         try:
             when = parse_time(submitted, "submitted_at")

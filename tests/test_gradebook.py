@@ -189,3 +189,13 @@ def test_feedback_page_is_sanitised_and_holds_tests_written_scores_and_comments(
                  "Say why &lt;b&gt;ReLU&lt;/b&gt; helps.", "90/100"):
         assert text in page, text
     assert "script" not in page.split("<body>")[1].replace("&lt;script&gt;", "")
+
+
+def test_an_extension_is_one_students_even_in_a_group():
+    due = datetime.datetime(2024, 2, 9, 23, 59, tzinfo=UTC)
+    identity = {**group_identity(), "submitted_at": "2024-02-11T07:59:00+00:00"}
+    policy = gradebook.LatePolicy(due=due, per_day=10,
+                                  extensions={"2": due + datetime.timedelta(days=2)})
+    rows = parse(gradebook.plain({"2": result(identity=identity)}, policy))
+    assert [(r["student"], r["late"], r["late_penalty"], r["final"]) for r in rows] == [
+        ("Bo Chen", "no", "0", "100"), ("Cy Diaz", "yes", "20", "80")]
