@@ -473,3 +473,14 @@ def test_submission_never_imports_exports():
         elif isinstance(node, ast.ImportFrom):
             imported |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
     assert not any(name and "exports" in name for name in imported), imported
+
+
+def test_a_metadata_file_over_the_size_cap_is_a_note_not_a_crash(tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    with open(folder / "submission_metadata.yml", "w") as f:
+        f.write("# padding\n" * ((submission.MAX_FILE_BYTES // 10) + 1))
+    write(folder / "submission_1" / MODULE)
+    sub, = collect([str(folder)])
+    assert sub.name == "submission_1" and sub.error is None and sub.identity == {}
+    assert "cannot be read" in sub.notes[0] and "more than the 20 MB" in sub.notes[0]
