@@ -9,7 +9,7 @@ Nothing the instructor alone should see (flags, identities of others) is on it.
 import html
 
 from grader import html_report
-from grader.gradebook import MAX_POINTS, number, terminal_text
+from grader.gradebook import MAX_POINTS, number, plain_text, terminal_text
 
 FEEDBACK_FILE = "feedback.html"
 CSS = """
@@ -20,7 +20,7 @@ td.message { white-space: pre-wrap; font-family: ui-monospace, monospace; font-s
 
 def _text(value):
     """Escaped text, without terminal escapes or control characters but keeping line breaks."""
-    return html.escape("\n".join(terminal_text(line) for line in str(value).splitlines()))
+    return html.escape(plain_text(value))
 
 
 def page(name, result, written=None):

@@ -49,6 +49,12 @@ def terminal_text(value):
     return _CONTROLS.sub(" ", _ESCAPES.sub("", text))
 
 
+def plain_text(text):
+    """`text` without terminal escapes or control characters (a tab becomes a space), keeping
+    its line breaks."""
+    return "\n".join(terminal_text(line) for line in str(text).split("\n"))
+
+
 def safe_cell(value):
     """A text cell that a spreadsheet shows as text and a terminal prints as text: no escapes,
     no line breaks (a bare CR would start a new row in some readers), and a leading `'` when it

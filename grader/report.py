@@ -36,16 +36,20 @@ class SubmissionResult:
 
 
 def make_result(verdicts, output, execution_time, extra_data=None):
-    """A SubmissionResult from {test name: Verdict}, in the rubric's order."""
+    """A SubmissionResult from {test name: Verdict}, in the rubric's order. Messages (which
+    may quote what a submission printed or raised) lose terminal escapes and control
+    characters, keeping line breaks: the table, results.json and feedback.html print them."""
     tests = []
     for number, (name, points) in enumerate(RUBRIC.items(), 1):
         verdict = verdicts[name]
         tests.append(TestResult(name=name, score=float(points if verdict.passed else 0),
                                 max_score=float(points),
                                 status="passed" if verdict.passed else "failed",
-                                output=verdict.message, number=str(number)))
+                                output=gradebook.plain_text(verdict.message),
+                                number=str(number)))
     return SubmissionResult(score=sum(t.score for t in tests),
-                            execution_time=round(execution_time, 3), output=output,
+                            execution_time=round(execution_time, 3),
+                            output=gradebook.plain_text(output),
                             tests=tests, extra_data=extra_data or {})
 
 

@@ -199,3 +199,15 @@ def test_an_extension_is_one_students_even_in_a_group():
     rows = parse(gradebook.plain({"2": result(identity=identity)}, policy))
     assert [(r["student"], r["late"], r["late_penalty"], r["final"]) for r in rows] == [
         ("Bo Chen", "no", "0", "100"), ("Cy Diaz", "yes", "20", "80")]
+
+
+def test_test_messages_lose_terminal_escapes_but_keep_their_lines():
+    from grader.rubric import Verdict
+
+    message = "raised ValueError: \x1b]52;c;cGF5bG9hZA==\x07boom\x1b[2J\nsecond line"
+    made = report.make_result({name: Verdict(False, message) for name in RUBRIC},
+                              "out \x1b[31mred", 0.0)
+    assert made.tests[0].output == "raised ValueError: boom\nsecond line"
+    assert made.output == "out red"
+    table = report.table(made)
+    assert "\x1b" not in table and "\x07" not in table and "second line" in table
