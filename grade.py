@@ -178,6 +178,9 @@ def cmd_grade(args):
     print(f"{rows.batch_size} submissions in, {rows.batch_size} rows out"
           + (f" (grades.csv also keeps {len(rows) - rows.batch_size} rows of earlier runs "
              "in this folder)" if len(rows) > rows.batch_size else ""))
+    if len(args.subs) != rows.batch_size:
+        print(f"({len(args.subs)} SUB{'s' if len(args.subs) > 1 else ''} on the command line: "
+              "each export was read as one submission a student)")
     written = [os.path.join(args.out, gradebook.FORMAT_FILES[f]) for f in ("plain", *args.format)]
     print(f"wrote {', '.join(dict.fromkeys(written))}, {os.path.join(args.out, 'scores.png')} and "
           "a feedback.html for each submission")
