@@ -13,8 +13,9 @@ Formats (`--format`), each written beside grades.csv, with the identifiers its i
   notebook_seconds, flags.
 - `canvas` (canvas.csv): Canvas's gradebook import: `Student`, `ID` (the Canvas user id, the
   number in the bulk download's file names: what Canvas matches a row on, so two students of
-  the same name stay apart), `SIS User ID`, `SIS Login ID`, `Section`, then one column named
-  after the assignment holding `final`, after a `Points Possible` row.
+  the same name stay apart; a row from a Gradescope export has none and carries its school
+  SID in `SIS User ID`, or else its email in `SIS Login ID`), `Section`, then one column
+  named after the assignment holding `final`, after a `Points Possible` row.
 - `gradescope` (gradescope.csv): as Gradescope's own grade export names its columns: `Name`,
   `SID`, `Email` (the roster's key), `Total Score` (`final`), `Max Points`, `Submission Time`,
   `Lateness (days)`.
@@ -169,10 +170,6 @@ def _lateness(identity, member, name, policy):
     return submitted, late, days, penalty, flags
 
 
-def notebook_status(extra):
-    return extra.get("notebook_status", "")
-
-
 def rows(results, policy=None):
     """[dict] one a student, in name order: every column of the plain format."""
     policy = policy or LatePolicy()
@@ -198,17 +195,15 @@ def rows(results, policy=None):
                 "submitted_at": submitted, "late": late, "late_days": days,
                 "late_penalty": "" if penalty is None else number(penalty),
                 "final": number(final), "percent": number(100 * final / MAX_POINTS),
-                "notebook": notebook_status(extra),
+                "notebook": extra.get("notebook_status", ""),
                 "notebook_seconds": extra.get("notebook_seconds", ""),
                 "flags": "; ".join(flags),
             })
     return out
 
 
-TEXT_COLUMNS = {"name", *IDENTITY_COLUMNS, "submitted_at", "late", "notebook", "flags"}
-
-
 def _write(header, records):
+    """CSV text: every text cell through safe_cell, numbers as they are."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(header)
