@@ -12,8 +12,8 @@ Exit status: 0 when every submission was graded (whatever its score); 1 when one
 could not be graded (each flagged in grades.csv and named in the summary; every other result
 written); 2 on a usage error (before anything is graded); 130 after Ctrl-C and 143 after
 SIGTERM (every finished result written, the run folder removed). The Linux sandbox is for
-instructors; on a student's own machine
-(Windows, macOS) the self-check runs the student's own code in this process and says so.
+instructors; on a student's own machine (Windows, macOS) the self-check runs the student's own
+code in this process and says so.
 """
 import argparse
 import difflib
