@@ -24,11 +24,14 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_NOTEBOOK_TIMEOUT = 600.0
 COMMANDS = {  # name: one line for `grade.py --help`
-    "grade": "grade submissions into a results folder (also: grade.py SUB ... --out DIR)",
-    "release": "write the student release (no solution, no secret, no instructor tools)",
     "submit": "for students: check and zip two_layer_net.py and the executed notebook",
-    "gradescope": "build a Gradescope autograder zip with the secret seed inside",
-    "merge": "merge the TA's written-answer scores (DIR/manual.csv) into DIR/grades.csv",
+    "grade": "for instructors: grade submissions into a results folder (also: grade.py SUB ... "
+             "--out DIR)",
+    "release": "for instructors: write the student release (no solution, no secret, no "
+               "instructor tools)",
+    "gradescope": "for instructors: build a Gradescope autograder zip with the secret seed inside",
+    "merge": "for instructors: merge the TA's written-answer scores (DIR/manual.csv) into "
+             "DIR/grades.csv",
 }
 INSTRUCTOR_TOOLS = ("release", "gradescope")
 
@@ -50,9 +53,13 @@ def positive_int(text):
 def top_parser():
     parser = argparse.ArgumentParser(
         prog="grade.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="The two-layer-net kit's autograder and tools. With no arguments, "
-                    "self-check ./two_layer_net.py on the public inputs and print the table.",
-        epilog="commands:\n" + "\n".join(f"  {n:<11} {h}" for n, h in COMMANDS.items())
+        description="The two-layer-net kit's autograder and tools.",
+        epilog="for students:\n"
+               "  python grade.py           self-check ./two_layer_net.py on the public inputs "
+               "and print the table\n"
+               "  python grade.py submit    check and zip two_layer_net.py and the executed "
+               "notebook into submission.zip\n\n"
+               "commands:\n" + "\n".join(f"  {n:<11} {h}" for n, h in COMMANDS.items())
                + "\n\n`grade.py COMMAND --help` describes each.")
     parser.add_argument("command", nargs="?", help="one of the commands below")
     return parser
@@ -150,7 +157,8 @@ def self_check():
         (result,) = rows.values()
     else:
         from grader import selfcheck
-        print(f"note: no sandbox on {sys.platform}: your own code runs in this process "
+        where = sys.platform if not sys.platform.startswith("linux") else "Google Colab"
+        print(f"note: no sandbox on {where}: your own code runs in this process "
               "(instructors grade on Linux, in the sandbox)")
         result = selfcheck.grade_in_process(path, seed=seed, public=public)
     print(report.table(result))
@@ -159,8 +167,17 @@ def self_check():
 
 
 def sandbox_available():
-    """The grader's sandbox is Linux's (namespaces, Landlock, prctl); elsewhere, none."""
-    return sys.platform.startswith("linux")
+    """The grader's sandbox is Linux's (namespaces, Landlock, prctl); elsewhere, none. Google
+    Colab is Linux in a container that allows none of it: there the self-check runs in-process
+    too (Colab is recognised by its own package, google.colab)."""
+    import importlib.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return importlib.util.find_spec("google.colab") is None
+    except (ImportError, ValueError):  # a 'google' that is no package
+        return True
 
 
 def cmd_release(args):

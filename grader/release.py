@@ -30,11 +30,11 @@ import tokenize
 from dataclasses import dataclass, field
 
 from grader import KIT_ROOT, SECRET_ENV
+from grader import cells
+from grader.cells import ANSWER_PLACEHOLDER, MODULE, NOTEBOOK
 from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, kit_files
-from grader.submit import ANSWER_PLACEHOLDER, ANSWER_TAG, MODULE, NOTEBOOK, tagged_id
 
 README_TEMPLATE = os.path.join("release", "README.md")
-SOLUTION_TAG = "solution"
 # Copied as they are, beside the notebook's support and the grader (grader.kitfiles): (source
 # in the kit, target in the release).
 RELEASE_COPIES = [
@@ -184,14 +184,13 @@ def student_notebook(data):
     import nbformat
 
     notebook = nbformat.reads(data, as_version=4)
-    notebook.cells = [cell for cell in notebook.cells
-                      if SOLUTION_TAG not in cell.metadata.get("tags", [])]
+    notebook.cells = [cell for cell in notebook.cells if not cells.is_solution(cell)]
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-        if tagged_id(cell, ANSWER_TAG) is not None:
+        if cells.cell_id(cell, cells.ANSWER) is not None:
             cell.source = ANSWER_PLACEHOLDER
     notebook.metadata.pop("widgets", None)
     nbformat.validate(notebook)

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from grader import SECRET_ENV, release, submission, submit
+from grader import SECRET_ENV, cells, release, submission, submit
 from grader.release import ReleaseError, find_regions, strip_solutions
 
 REFERENCE = os.path.join(ROOT, "two_layer_net.py")
@@ -42,11 +42,11 @@ STUB_RUN_LINES = 150
 # writes it (see tests/submissions/student_solution.py), for each `# YOUR CODE HERE` of the
 # release, keyed by the start of its hint. Nothing in it follows the reference's own wording.
 COURSE_PARTS = {
-    "compute hidden": """
+    "the forward pass": """
         hidden = (X.mm(W1) + b1).clamp(min=0)
         scores = hidden.mm(W2) + b2
         """,
-    "compute loss": """
+    "the loss": """
         N, D = X.shape
         shifted = scores - scores.max(dim=1, keepdim=True).values
         exp_scores = torch.exp(shifted)
@@ -67,16 +67,11 @@ COURSE_PARTS = {
         grads['W1'] = X.t().mm(dh1) + 2 * reg * W1
         grads['b1'] = dh1.sum(dim=0)
         """,
-    "stop training": """
-        warnings.warn('Loss diverged, stopping', RuntimeWarning)
-        diverged_at = it
-        break
-        """,
-    "update every parameter": """
+    "the SGD update": """
         for k in params:
             params[k] -= learning_rate * grads[k]
         """,
-    "the label with the highest score": """
+    "the predicted labels": """
         scores = loss_func(params, X)
         y_pred = torch.argmax(scores, dim=1)
         """,
@@ -239,7 +234,7 @@ def test_released_notebook_has_no_instructor_cells_and_keeps_the_question_tags(r
     for qid in ("q1", "q2", "q3"):
         (question,) = [c for c in notebook.cells if f"question:{qid}" in c.metadata.get("tags", [])]
         (answer,) = [c for c in notebook.cells if f"answer:{qid}" in c.metadata.get("tags", [])]
-        assert answer.source == submit.ANSWER_PLACEHOLDER and answer.id == f"answer-{qid}"
+        assert answer.source == cells.ANSWER_PLACEHOLDER and answer.id == f"answer-{qid}"
         assert notebook.cells.index(answer) == notebook.cells.index(question) + 1
 
 
