@@ -41,6 +41,8 @@ RELEASE_COPIES = [
     ("tests/conftest.py", "tests/conftest.py"),
     ("tests/test_two_layer_net.py", "tests/test_two_layer_net.py"),
     (README_TEMPLATE, "README.md"),
+    # The student's requirements, not the kit's: no sandbox, browser or export tooling.
+    (os.path.join("release", "requirements.txt"), "requirements.txt"),
 ]
 # The instructor's tools: they build releases and autograders, and hold nothing a student runs.
 INSTRUCTOR_ONLY = {"grader/release.py", "grader/gradescope.py"}
@@ -229,7 +231,9 @@ def _release_contents(kit):
         shared = kit_files(NOTEBOOK_SUPPORT + GRADER, kit)
     except FileNotFoundError as e:
         raise ReleaseError(f"{e}; restore it from git before releasing") from None
-    copies = [(rel, rel) for rel in shared if rel not in INSTRUCTOR_ONLY] + RELEASE_COPIES
+    targets = {target for _, target in RELEASE_COPIES}
+    copies = [(rel, rel) for rel in shared
+              if rel not in INSTRUCTOR_ONLY and rel not in targets] + RELEASE_COPIES
     for source_rel, target_rel in copies:
         path = os.path.join(kit, source_rel)
         if not os.path.isfile(path):

@@ -143,9 +143,9 @@ def huge_scores_problem(magnitude, dtype):
 def test_loss_is_finite_and_right_for_huge_scores(magnitude, dtype):
     params, X, y = huge_scores_problem(magnitude, dtype)
     loss, _ = nn_forward_backward(params, X, y, reg=1e-3)
-    assert torch.isfinite(loss), ("the loss is not finite: take the log-probabilities from "
-                                  "the shifted scores, shifted - log(sum(exp(shifted))), not "
-                                  "log(probs)")
+    assert torch.isfinite(loss), ("the loss is not finite at scores of magnitude "
+                                  f"{magnitude:g}: see the comment above Part 1 of "
+                                  "nn_forward_backward")
     want_loss, _ = autograd_loss_and_grads(params, X, y, 1e-3)
     assert rel_error(loss, want_loss) <= TOLS[dtype]
 
