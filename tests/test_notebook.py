@@ -574,3 +574,70 @@ def test_plot_search_heatmap_places_every_accuracy():
     assert sorted(t.get_text() for t in panels[1].texts) == ["0.300"]
     with pytest.raises(ValueError, match="empty"):
         plot_search_heatmap([])
+
+
+def test_colab_cell_finds_the_assignment_on_drive_and_installs_only_what_colab_lacks(tmp_path,
+                                                                                      monkeypatch):
+    """Colab simulated: a fake google.colab whose drive.mount records its mount point, a Drive
+    folder in tmp_path holding the assignment two levels down, and pip replaced by a recorder.
+    The cell must find the folder itself, work there, put it on sys.path, keep Colab's torch
+    and install only the pins whose package is missing."""
+    import subprocess
+    import types
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    (cell,) = tagged(notebook, "colab")
+    assert notebook.cells.index(cell) < notebook.cells.index(tagged(notebook, "setup")[0])
+    drive_root = tmp_path / "drive"
+    folder = drive_root / "MyDrive" / "courses" / "a2"
+    folder.mkdir(parents=True)
+    for name in ("two_layer_net.ipynb", "grade.py"):
+        (folder / name).write_text("")
+    (drive_root / "MyDrive" / "old").mkdir()
+    (drive_root / "MyDrive" / "old" / "two_layer_net.ipynb").write_text("")  # no grade.py beside it
+    (folder / "requirements.txt").write_text("# pins\ntorch==0.0.1\nnumpy==2.4.6  # kept\n"
+                                             "kit-package-colab-lacks==1.0\n")
+    mounted, installed = [], []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(subprocess, "run", lambda args, check: installed.append(args[4:]))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    source = cell.source.replace('COLAB_DRIVE = "/content/drive"', f"COLAB_DRIVE = {str(drive_root)!r}")
+    assert source != cell.source, "the cell names its mount point in COLAB_DRIVE"
+    exec(compile(source, "colab-cell", "exec"), {})
+    assert mounted == [str(drive_root)]
+    assert os.getcwd() == str(folder) and sys.path[0] == str(folder)
+    assert installed == [["-q", "kit-package-colab-lacks==1.0"]]
+
+
+def test_colab_cell_does_nothing_outside_colab(tmp_path, monkeypatch):
+    import subprocess
+
+    (cell,) = tagged(nbformat.read(NOTEBOOK, as_version=4), "colab")
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("installed outside Colab"))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(cell.source, "colab-cell", "exec"), {})
+    assert os.getcwd() == str(tmp_path)
+
+
+def test_the_set_up_prints_the_digest_of_the_module_it_loaded(tmp_path, capsys):
+    """grade.py submit compares the last digest the notebook printed with the file it zips."""
+    import hashlib
+
+    from helpers_lib.notebook import DIGEST_LINE
+
+    path = tmp_path / "student_mod.py"
+    path.write_text("def f():\n    return 1\n")
+    followed = follow_module("student_mod", ["f"], {}, path=str(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    printed = capsys.readouterr().out
+    assert printed == f"(student_mod.py loaded, sha256 {digest})\n"
+    assert DIGEST_LINE.search(printed).group("digest") == digest
+    path.write_text("def f():\n    return 2\n")
+    followed.refresh()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert capsys.readouterr().out == f"(student_mod.py changed on disk: reloaded, sha256 {digest})\n"
