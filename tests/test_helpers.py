@@ -226,8 +226,8 @@ def test_autograd_oracle_matches_the_reference_on_the_toy_fixture():
 
 
 def test_require_gradients_names_what_is_missing_and_what_to_write():
-    params = {"W1": 1, "b1": 2, "W2": 3, "b2": 4}
-    grads = {"W1": 0, "b1": 0, "W2": 0, "b2": 0}
+    params = {k: torch.ones(2, 3) for k in ("W1", "b1", "W2", "b2")}
+    grads = {k: torch.zeros(2, 3) for k in params}
     assert helpers.require_gradients(grads, params) is grads
     with pytest.raises(NotImplementedError) as caught:
         helpers.require_gradients({"W1": 0}, params)
