@@ -19,7 +19,8 @@ The path a submission takes, and the module for each step:
 - `report`: results.json (Gradescope's schema), grades.csv, the table and the histogram.
 - `selfcheck`: the self-check without a sandbox, where there is none (Windows, macOS).
 - The tools: `release` (the student release), `submit` (the student's zip), `gradescope` (the
-  autograder zip); `kitfiles` lists the kit's files that travel (into a notebook's work folder,
+  autograder zip); `cells` says how the notebook marks its cells (tags, ids, the answer
+  placeholder) for release, submit and answers; `kitfiles` lists the kit's files that travel (into a notebook's work folder,
   the release and the autograder).
 """
 import hashlib
