@@ -141,3 +141,19 @@ def test_self_check_says_each_error_once_then_the_table(tmp_path, monkeypatch, c
     assert "fails forward, loss, loss_stability, grad_W1, grad_b1, grad_W2, grad_b2, train_update, " \
            "train_schedule, predict" in " ".join(out.split())
     assert "points. Graded with" in out
+
+
+def test_self_check_feedback_reads_as_english(tmp_path, monkeypatch, capsys):
+    """nn_predict returning the scores: 'y_pred has shape', not 'the labels has shape'."""
+    source = open(os.path.join(ROOT, "two_layer_net.py")).read()
+    source = source.replace("    y_pred = loss_func(params, X).argmax(dim=1)\n",
+                            "    y_pred = loss_func(params, X)\n")
+    (tmp_path / "two_layer_net.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GRADER_SECRET_SEED", raising=False)
+    monkeypatch.setattr(grade, "sandbox_available", lambda: False)
+    assert grade.main([]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "y_pred has shape (1, 2), expected (1,)" in out, out
+    assert " has shape" in out and "the labels has" not in out
+    assert "90/100 points. Graded with" in out
