@@ -84,7 +84,7 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
     # exp overflows and a probability can round to 0 (log 0 = -inf): softmax does not change when
     # the same number is subtracted from every score of a row, and a log of a softmax can be
     # computed without forming the probabilities (look up "log-sum-exp").
-    # BEGIN SOLUTION: the loss: the softmax data loss over the batch plus the L2 term (see above)
+    # BEGIN SOLUTION: the loss: the softmax data loss over the batch plus the L2 term, as above
     N = X.shape[0]
     rows = torch.arange(N, device=X.device)
     shifted = scores - scores.amax(dim=1, keepdim=True)  # row max is 0: exp cannot overflow
@@ -158,7 +158,7 @@ def nn_train(params, loss_func, pred_func, X, y, X_val, y_val,
         # Vanilla SGD: a step of size learning_rate against the gradient, for every key of grads.
         # Afterwards params[k] must hold the new value (change the tensor in place, or store the
         # new tensor under the same key).
-        # BEGIN SOLUTION: the SGD update of every parameter (see above)
+        # BEGIN SOLUTION: the SGD update of every parameter, as the comment above says
         for k, grad in grads.items():
             params[k].sub_(grad, alpha=learning_rate)  # params[k] -= learning_rate * grad, in place
         # END SOLUTION

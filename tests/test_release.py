@@ -312,6 +312,21 @@ def test_a_solution_written_against_the_course_scaffold_passes_the_public_tests(
 
 
 @pytest.mark.slow
+def test_an_update_that_stores_new_tensors_passes_the_public_tests(course_solution, tmp_path):
+    """`params[k] = params[k] - learning_rate * grads[k]`, as real solutions write it, is right
+    by the contract; the release's pytest must not ask for an in-place update."""
+    folder = tmp_path / "student"
+    shutil.copytree(course_solution, folder)
+    module = folder / "two_layer_net.py"
+    in_place = "params[k] -= learning_rate * grads[k]"
+    assert in_place in module.read_text()
+    module.write_text(module.read_text().replace(
+        in_place, "params[k] = params[k] - learning_rate * grads[k]"))
+    tests = run_in(folder, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "train")
+    assert tests.returncode == 0, tests.stdout[-3000:]
+
+
+@pytest.mark.slow
 def test_a_solution_written_against_the_course_scaffold_gets_100_on_the_self_check(course_solution):
     check = run_in(course_solution, "grade.py")
     assert check.returncode == 0, check.stderr[-2000:]
@@ -340,7 +355,7 @@ def test_the_loss_passes_before_the_backward_pass_is_written(released, tmp_path)
     folder = tmp_path / "student"
     shutil.copytree(released["out"], folder)
     module = folder / "two_layer_net.py"
-    parts = {k: COURSE_PARTS[k] for k in ("compute hidden", "compute loss")}
+    parts = {k: COURSE_PARTS[k] for k in ("the forward pass", "the loss")}
     module.write_text(fill_stubs(module.read_text(), parts))
 
     tests = run_in(folder, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--tb=line")
