@@ -334,7 +334,7 @@ def test_loss_checks_pass_before_the_backward_pass_exists(tmp_path):
     section_4 = by_id["39517630"] + by_id["ece5d691"] + by_id["check-gradient-stability"]
     assert len(section_3) == 4 and all(line.endswith(": PASS") for line in section_3), section_3
     assert len(section_4) == 14, section_4
-    assert all(re.search(r": FAIL: nn_forward_backward returned no grads\['W1'\], .*: "
+    assert all(re.search(r": FAIL: nn_forward_backward returned no grads\['\w+'\].*: "
                          r"backpropagate \(Part 2 of nn_forward_backward", line)
                for line in section_4), section_4
     printed = "".join(stdout(cell) for cell in cells)
@@ -375,7 +375,7 @@ def test_every_cell_uses_the_module_as_saved(tmp_path):
     assert out[6].startswith("ERROR: two_layer_net.py could not be loaded: SyntaxError")
     assert "unavailable" in "".join(o.get("data", {}).get("text/plain", "")
                                     for o in cells[7].outputs)
-    assert out[9].startswith("(two_layer_net.py changed on disk: reloaded)")
+    assert out[9].startswith("(two_layer_net.py changed on disk: reloaded, sha256 ")
     assert re.search(r"scores and correct scores: \S+ \(should be < 1e-10\): FAIL", out[9])
     assert "hidden layer and the correct one: 0 (should be < 1e-10): PASS" in out[9]
     assert out[11].count(": PASS") == 2
@@ -644,3 +644,24 @@ def test_the_set_up_prints_the_digest_of_the_module_it_loaded(tmp_path, capsys):
     followed.refresh()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     assert capsys.readouterr().out == f"(student_mod.py changed on disk: reloaded, sha256 {digest})\n"
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_toy_scores_show_where_a_forward_pass_without_relu_differs(tmp_path):
+    """Without ReLU the toy scores agree with the correct ones to four decimals (the biases
+    dominate the tiny weights): the cell shows the entries that differ most, with every digit."""
+    source = reference_source()
+    no_relu = source.replace(".clamp_(min=0)", "")
+    assert no_relu != source
+    cells = run_cells(tmp_path, no_relu, cells_through("d1bda4dd"))
+    printed = stdout(cells[-1])
+    yours, correct = printed.split("Your scores:")[1].split("Correct scores:")
+    assert yours.split("scores[")[0].strip() == correct.split("scores[")[0].strip(), \
+        "the test needs scores that agree to the digits torch prints"
+    differences = re.findall(r"^scores\[(\d), (\d)\]: yours (\S+), correct (\S+), difference (\S+)$",
+                             printed, re.M)
+    assert len(differences) == 3, printed
+    sizes = [abs(float(d[4])) for d in differences]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 1e-6
+    assert all(float(d[2]) - float(d[3]) == pytest.approx(float(d[4]), rel=1e-3) for d in differences)
