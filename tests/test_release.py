@@ -271,7 +271,7 @@ def test_release_tests_fail_on_the_stubs_briefly_and_pass_with_the_reference(rel
     assert re.search(r"\d+ failed", stubs.stdout) and "NotImplementedError" in stubs.stdout
     assert len(stubs.stdout.splitlines()) < STUB_RUN_LINES, stubs.stdout
     # Each unwritten part fails once; the tests it blocks are folded into one line.
-    assert re.search(r"^SKIPPED \[\d{2}\] .*blocked by a part not written yet: compute hidden",
+    assert re.search(r"^SKIPPED \[\d{2}\] .*blocked by a part not written yet: the forward pass",
                      stubs.stdout, re.M)
     failed = re.findall(r"^FAILED (\S+)", stubs.stdout, re.M)
     assert len(failed) <= 8, failed
@@ -289,7 +289,7 @@ def test_release_self_check_prints_the_table_with_0_of_100(released):
     check = run_in(released["out"], "grade.py")
     assert check.returncode == 0, check.stderr[-2000:]
     assert re.search(r"^forward\s+0/15\s+failed\s", check.stdout, re.M)
-    assert "NotImplementedError: compute hidden" in " ".join(check.stdout.split())
+    assert "NotImplementedError: the forward pass" in " ".join(check.stdout.split())
     assert re.search(r"^total\s+0/100$", check.stdout, re.M)
     assert "public self-check inputs" in check.stdout
 
