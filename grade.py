@@ -31,13 +31,16 @@ DEFAULT_MEMORY_MB = 1024
 # long as the former 600 s.
 DEFAULT_NOTEBOOK_TIMEOUT = 300.0
 COMMANDS = {  # name: one line for `grade.py --help`
-    "grade": "grade submissions into a results folder (also: grade.py SUB ... --out DIR)",
-    "release": "write the student release (no solution, no secret, no instructor tools)",
     "submit": "for students: check and zip two_layer_net.py and the executed notebook",
-    "gradescope": "build a Gradescope autograder zip with the secret seed inside",
-    "merge": "merge the TA's written-answer scores (DIR/manual.csv) into DIR/grades.csv",
-    "similar": "rank pairs of submissions that share code or written answers, for a person "
-               "to judge",
+    "grade": "for instructors: grade submissions into a results folder (also: grade.py SUB ... "
+             "--out DIR)",
+    "release": "for instructors: write the student release (no solution, no secret, no "
+               "instructor tools)",
+    "gradescope": "for instructors: build a Gradescope autograder zip with the secret seed inside",
+    "merge": "for instructors: merge the TA's written-answer scores (DIR/manual.csv) into "
+             "DIR/grades.csv",
+    "similar": "for instructors: rank pairs of submissions that share code or written "
+               "answers, for a person to judge",
 }
 INSTRUCTOR_TOOLS = ("release", "gradescope", "similar")
 VISIBILITIES = ("visible", "after_due_date", "hidden")  # Gradescope's, for students
@@ -60,9 +63,13 @@ def positive_int(text):
 def top_parser():
     parser = argparse.ArgumentParser(
         prog="grade.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="The two-layer-net kit's autograder and tools. With no arguments, "
-                    "self-check ./two_layer_net.py on the public inputs and print the table.",
-        epilog="commands:\n" + "\n".join(f"  {n:<11} {h}" for n, h in COMMANDS.items())
+        description="The two-layer-net kit's autograder and tools.",
+        epilog="for students:\n"
+               "  python grade.py           self-check ./two_layer_net.py on the public inputs "
+               "and print the table\n"
+               "  python grade.py submit    check and zip two_layer_net.py and the executed "
+               "notebook into submission.zip\n\n"
+               "commands:\n" + "\n".join(f"  {n:<11} {h}" for n, h in COMMANDS.items())
                + "\n\n`grade.py COMMAND --help` describes each.")
     parser.add_argument("command", nargs="?", help="one of the commands below")
     return parser
@@ -235,8 +242,13 @@ def self_check():
               "that holds it, or pass the file: python grade.py FILE --out DIR", file=sys.stderr)
         return 2
     seed, public = resolve_seed()
+    batch = None
     if sandbox_available():
-        from grader import batch
+        try:
+            from grader import batch
+        except ImportError:  # the student release installs none of the sandbox's tools
+            batch = None
+    if batch is not None:
         limits = batch.Limits(timeout=DEFAULT_TIMEOUT, memory_mb=DEFAULT_MEMORY_MB)
         with tempfile.TemporaryDirectory() as out:
             rows = batch.grade_batch([path], out_dir=out, seed=seed, public=public,
@@ -244,8 +256,8 @@ def self_check():
         (result,) = rows.values()
     else:
         from grader import selfcheck
-        print(f"note: no sandbox on {sys.platform}: your own code runs in this process "
-              "(instructors grade on Linux, in the sandbox)")
+        print("note: your own code runs in this process, without the grader's sandbox "
+              "(instructors grade in it, on Linux)")
         result = selfcheck.grade_in_process(path, seed=seed, public=public)
     print(report.table(result))
     print(result.output)
@@ -253,8 +265,17 @@ def self_check():
 
 
 def sandbox_available():
-    """The grader's sandbox is Linux's (namespaces, Landlock, prctl); elsewhere, none."""
-    return sys.platform.startswith("linux")
+    """The grader's sandbox is Linux's (namespaces, Landlock, prctl); elsewhere, none. Google
+    Colab is Linux in a container that allows none of it: there the self-check runs in-process
+    too (Colab is recognised by its own package, google.colab)."""
+    import importlib.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return importlib.util.find_spec("google.colab") is None
+    except (ImportError, ValueError):  # a 'google' that is no package
+        return True
 
 
 def cmd_release(args):

@@ -54,7 +54,7 @@ def nn_forward_pass(params, X):
         hidden: (N, H) ReLU activations of the hidden layer.
     """
     W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
-    # BEGIN SOLUTION: compute hidden = max(0, X @ W1 + b1) and scores = hidden @ W2 + b2
+    # BEGIN SOLUTION: the forward pass: the hidden layer's ReLU activations, then the class scores
     hidden = torch.addmm(b1, X, W1).clamp_(min=0)  # (N, D)@(D, H) -> (N, H); relu in place
     scores = torch.addmm(b2, hidden, W2)  # (N, H)@(H, C) -> (N, C)
     # END SOLUTION
@@ -80,11 +80,11 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
         return scores
 
     # Part 1 of 2: the loss, mean_i(-log softmax(scores_i)[y_i]) + reg * (sum(W1**2) + sum(W2**2))
-    # (the notebook checks it in section 3). Keep it finite for scores in the thousands: subtract
-    # each row's largest score (shifted = scores - row max; softmax does not change), then take
-    # the log-probabilities from the shifted scores, log_probs = shifted - log(sum(exp(shifted)))
-    # along each row. Not log(probs): a probability that underflows to 0 gives log(0) = -inf.
-    # BEGIN SOLUTION: compute loss: softmax loss + L2 term, finite for huge scores (see above)
+    # (the notebook checks it in section 3). It must stay finite for scores in the thousands, where
+    # exp overflows and a probability can round to 0 (log 0 = -inf): softmax does not change when
+    # the same number is subtracted from every score of a row, and a log of a softmax can be
+    # computed without forming the probabilities (look up "log-sum-exp").
+    # BEGIN SOLUTION: the loss: the softmax data loss over the batch plus the L2 term, as above
     N = X.shape[0]
     rows = torch.arange(N, device=X.device)
     shifted = scores - scores.amax(dim=1, keepdim=True)  # row max is 0: exp cannot overflow
@@ -99,7 +99,7 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
     # params[k], and dW1, dW2 include the L2 term's 2 * reg * W. Until you write this part, the
     # function returns the loss with an empty grads, so that you can check the loss first.
     grads = {}
-    # BEGIN SOLUTION NO RAISE: backpropagate to grads["W1"], grads["b1"], grads["W2"], grads["b2"]
+    # BEGIN SOLUTION NO RAISE: backpropagate the loss into grads, one entry per key of params
     dscores = log_probs.exp_()  # softmax probabilities, computed in place
     dscores[rows, y] -= 1
     dscores /= N
@@ -145,21 +145,20 @@ def nn_train(params, loss_func, pred_func, X, y, X_val, y_val,
         loss, grads = loss_func(params, X_batch, y=y_batch, reg=reg)
         loss = loss.item()
         if not math.isfinite(loss):
-            # The loss is inf or NaN: training has diverged (usually a learning rate too large).
-            # Stop at this iteration: set diverged_at = it, warn once with
-            # warnings.warn(<your message, e.g. the iteration and learning rate>, RuntimeWarning)
-            # and leave the loop (break): this loss is not recorded and no parameter is updated.
-            # BEGIN SOLUTION: stop training: set diverged_at, warn with a RuntimeWarning, break
+            # Given (not a student task): the loss is inf or NaN, training has diverged (usually
+            # a learning rate too large). Stop here, with one warning; this loss is not recorded
+            # and no parameter is updated.
             diverged_at = it
             warnings.warn(f"nn_train: the loss is {loss} at iteration {it} with learning rate "
                           f"{learning_rate:g}; training stopped (try a smaller learning rate)",
                           RuntimeWarning, stacklevel=2)
             break
-            # END SOLUTION
         loss_history.append(loss)
 
-        # Vanilla SGD: change each tensor of params in place (params[k] -= ...), for every key.
-        # BEGIN SOLUTION: update every parameter in place: params[k] -= learning_rate * grads[k]
+        # Vanilla SGD: a step of size learning_rate against the gradient, for every key of grads.
+        # Afterwards params[k] must hold the new value (change the tensor in place, or store the
+        # new tensor under the same key).
+        # BEGIN SOLUTION: the SGD update of every parameter, as the comment above says
         for k, grad in grads.items():
             params[k].sub_(grad, alpha=learning_rate)  # params[k] -= learning_rate * grad, in place
         # END SOLUTION
@@ -190,7 +189,7 @@ def nn_predict(params, loss_func, X):
     Returns:
         y_pred: (N,) int64 labels, the index of each row's highest score.
     """
-    # BEGIN SOLUTION: the label with the highest score
+    # BEGIN SOLUTION: the predicted labels, from the scores that loss_func gives without labels
     y_pred = loss_func(params, X).argmax(dim=1)
     # END SOLUTION
     return y_pred

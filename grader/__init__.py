@@ -24,7 +24,8 @@ The path a submission takes, and the module for each step:
 - `similar` (with `similar_html`): `grade.py similar`, pairs of submissions that share code or
   written answers (starter code and common passages left out), ranked for a person to judge.
 - The tools: `release` (the student release), `submit` (the student's zip), `gradescope` (the
-  autograder zip); `kitfiles` lists the kit's files that travel (into a notebook's work folder,
+  autograder zip); `cells` says how the notebook marks its cells (tags, ids, the answer
+  placeholder) for release, submit and answers; `kitfiles` lists the kit's files that travel (into a notebook's work folder,
   the release and the autograder).
 """
 import hashlib

@@ -30,17 +30,19 @@ import tokenize
 from dataclasses import dataclass, field
 
 from grader import KIT_ROOT, SECRET_ENV
+from grader import cells
+from grader.cells import ANSWER_PLACEHOLDER, MODULE, NOTEBOOK
 from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, kit_files
-from grader.submit import ANSWER_PLACEHOLDER, ANSWER_TAG, MODULE, NOTEBOOK, tagged_id
 
 README_TEMPLATE = os.path.join("release", "README.md")
-SOLUTION_TAG = "solution"
 # Copied as they are, beside the notebook's support and the grader (grader.kitfiles): (source
 # in the kit, target in the release).
 RELEASE_COPIES = [
     ("tests/conftest.py", "tests/conftest.py"),
     ("tests/test_two_layer_net.py", "tests/test_two_layer_net.py"),
     (README_TEMPLATE, "README.md"),
+    # The student's requirements, not the kit's: no sandbox, browser or export tooling.
+    (os.path.join("release", "requirements.txt"), "requirements.txt"),
 ]
 # The instructor's tools: they build releases and autograders, and hold nothing a student runs.
 INSTRUCTOR_ONLY = {"grader/release.py", "grader/gradescope.py"}
@@ -184,14 +186,13 @@ def student_notebook(data):
     import nbformat
 
     notebook = nbformat.reads(data, as_version=4)
-    notebook.cells = [cell for cell in notebook.cells
-                      if SOLUTION_TAG not in cell.metadata.get("tags", [])]
+    notebook.cells = [cell for cell in notebook.cells if not cells.is_solution(cell)]
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-        if tagged_id(cell, ANSWER_TAG) is not None:
+        if cells.cell_id(cell, cells.ANSWER) is not None:
             cell.source = ANSWER_PLACEHOLDER
     notebook.metadata.pop("widgets", None)
     nbformat.validate(notebook)
@@ -230,7 +231,9 @@ def _release_contents(kit):
         shared = kit_files(NOTEBOOK_SUPPORT + GRADER, kit)
     except FileNotFoundError as e:
         raise ReleaseError(f"{e}; restore it from git before releasing") from None
-    copies = [(rel, rel) for rel in shared if rel not in INSTRUCTOR_ONLY] + RELEASE_COPIES
+    targets = {target for _, target in RELEASE_COPIES}
+    copies = [(rel, rel) for rel in shared
+              if rel not in INSTRUCTOR_ONLY and rel not in targets] + RELEASE_COPIES
     for source_rel, target_rel in copies:
         path = os.path.join(kit, source_rel)
         if not os.path.isfile(path):

@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import re
 import statistics
 import tempfile
 import textwrap
@@ -59,6 +60,7 @@ def graded_result(verdicts, note, execution_time, extra_data, public):
     score = sum(RUBRIC[n] for n, v in verdicts.items() if v.passed)
     output = f"two_layer_net.py: {score}/{sum(RUBRIC.values())} points." + note
     if public:
+        output = output.rstrip() + ("" if output.rstrip().endswith(".") else ".")
         output += " Graded with the public self-check inputs, not the instructor's."
     return make_result(verdicts, output, execution_time, extra_data)
 
@@ -103,11 +105,52 @@ def _number(value):
     return int(value) if float(value).is_integer() else value
 
 
+# "<who> raised <Type: message>" and the traceback lines after it, as the groups and the
+# import check write a failure of the student's code.
+_RAISED = re.compile(r"(?P<who>\S+) raised (?P<error>[^\n]*)(?P<frames>(?:\n[ \t]*File [^\n]*)*)")
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<function>\w+))?')
+
+
+def causes(result):
+    """([(cause, [test names])], {test name: reason}): each error the student's code raised,
+    said once with the innermost place it was raised (in order of first appearance), and the
+    tests' reasons with each such error replaced by its number, `[1]`."""
+    found, reasons = {}, {}
+    for t in result.tests:
+        reason = t.output or ""
+        match = _RAISED.search(reason) if t.status != "passed" else None
+        if match:
+            frames = [m for m in map(_FRAME.search, match.group("frames").splitlines()) if m]
+            where = ""
+            if frames:
+                last = frames[-1]
+                where = f" ({os.path.basename(last.group('file'))}, line {last.group('line')}"
+                where += f", in {last.group('function')})" if last.group("function") else ")"
+            cause = match.group("error").strip() + where
+            found.setdefault(cause, []).append(t.name)
+            number = list(found).index(cause) + 1
+            reason = reason[:match.start("error")] + f"[{number}]" + reason[match.end():]
+        reasons[t.name] = reason
+    return list(found.items()), reasons
+
+
 def table(result, width=100):
-    """The self-check table: test, points, status and the whole reason, wrapped to `width`."""
+    """The self-check's report: each error the code raised, once (`causes`), then the table of
+    test, points, status and reason, wrapped to `width`."""
+    found, reasons = causes(result)
+    head_lines = []
+    if found:
+        head_lines.append("1 error in your code (the table refers to it as [1]):" if len(found) == 1
+                          else f"{len(found)} errors in your code, each said once (the table "
+                               "refers to them by number):")
+        for number, (cause, names) in enumerate(found, 1):
+            wrapped = textwrap.wrap(f"[{number}] {cause}; fails {', '.join(names)}", width,
+                                    subsequent_indent="    ")
+            head_lines += wrapped + [""] * (number == len(found))
     rows = [("test", "points", "status", "reason")]
     for t in result.tests:
-        rows.append((t.name, f"{_number(t.score)}/{_number(t.max_score)}", t.status, t.output or ""))
+        rows.append((t.name, f"{_number(t.score)}/{_number(t.max_score)}", t.status,
+                     reasons[t.name]))
     rows.append(("total", f"{_number(result.score)}/{sum(RUBRIC.values())}", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     indent = sum(widths) + 6
@@ -118,7 +161,7 @@ def table(result, width=100):
                   (textwrap.wrap(line, max(30, width - indent), subsequent_indent="  ") or [""])]
         lines.append((head + (reason[0] if reason else "")).rstrip())
         lines += [" " * indent + more for more in reason[1:]]
-    return "\n".join(lines)
+    return "\n".join(head_lines + lines)
 
 
 def summary(results):

@@ -13,6 +13,24 @@ from grader import audit, child, report, rubric
 from grader.rubric import RUBRIC, STANDIN, Verdict, apply_audit
 
 
+# The .py files a student's submission.zip holds (grade.py submit): the module, and the helper
+# module that code written for the original course imports, when the student has one.
+SUBMITTED = ("two_layer_net.py", "linear_classifier.py")
+
+
+def gradient_audit(folder="."):
+    """What the grader's source audit (grader/audit.py: `audit`, then `gradient_verdict`) says
+    of the gradient tests for the submitted files in `folder`: a sentence, or None when it has
+    nothing to say. The notebook's gradient checks and `grade.py submit` print it."""
+    files = {}
+    for name in SUBMITTED:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                files[name] = f.read()
+    return audit.gradient_verdict(audit.audit(files))
+
+
 def grade_in_process(module_path, *, seed, public):
     """A SubmissionResult for the module at `module_path`, its code run in this process."""
     started = time.monotonic()

@@ -6,10 +6,10 @@ the grader prefers a submission's own copy to its stand-in). It is refused while
 has cells that never ran or the module does not import. It is written, with a list of what is
 still missing, when check cells print FAIL or questions are unanswered: the student decides.
 
-The notebook's cells are found by their tags (cell metadata), which survive a student's edits:
-`check` marks a check cell, `question:<id>` a written question and `answer:<id>` the cell that
-holds its answer (ids q1, q2, ...). An answer cell that still holds ANSWER_PLACEHOLDER, or
-nothing, is unanswered.
+The notebook's cells are found as grader/cells.py says (tags, else cell ids). Two more things
+are said before the upload, because the grader will say them: a backward pass that the grader's
+source audit (grader/audit.py) will score 0, and a two_layer_net.py that differs from the one
+the notebook last ran with (the set-up cell prints the digest of the module it loaded).
 """
 import io
 import os
@@ -20,16 +20,14 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
+from grader import cells
+from grader.cells import CHECK_TAG, MODULE, NOTEBOOK
 from grader.report import write_atomically
+from grader.selfcheck import SUBMITTED, gradient_audit
 from helpers_lib.errors import headline, place
+from helpers_lib.notebook import DIGEST_LINE, module_digest
 
-MODULE = "two_layer_net.py"
-NOTEBOOK = "two_layer_net.ipynb"
-OWN_HELPER = "linear_classifier.py"
-ANSWER_PLACEHOLDER = "*Your answer:*"
-CHECK_TAG = "check"
-QUESTION_TAG = "question:"
-ANSWER_TAG = "answer:"
+OWN_HELPER = SUBMITTED[1]  # linear_classifier.py
 # Importing torch alone takes seconds on a cold laptop; a module that needs minutes does work
 # at import time (training at the top level) that the grader's timeouts will not allow either.
 IMPORT_TIMEOUT = 120.0
@@ -52,6 +50,7 @@ class SubmissionZip:
     size: int = 0
     failing_checks: list = field(default_factory=list)  # sentences, one per failing check cell
     unanswered: list = field(default_factory=list)  # sentences, one per unanswered question
+    warnings: list = field(default_factory=list)  # what the grader will say that checks did not
 
 
 def read_notebook(path):
@@ -64,18 +63,6 @@ def read_notebook(path):
     except Exception as e:  # noqa: BLE001 -- nbformat raises many kinds on malformed files
         raise SubmitError(f"{NOTEBOOK} is not a readable notebook ({headline(e, str(e)[:150])}"
                           "); open it in Jupyter, run it top to bottom and save it") from None
-
-
-def tags(cell):
-    return cell.get("metadata", {}).get("tags", [])
-
-
-def tagged_id(cell, prefix):
-    """The id in the cell's `<prefix><id>` tag (e.g. "q2" for "answer:q2"), or None."""
-    for tag in tags(cell):
-        if tag.startswith(prefix) and len(tag) > len(prefix):
-            return tag[len(prefix):]
-    return None
 
 
 def notebook_problems(notebook):
@@ -117,7 +104,7 @@ def failing_checks(notebook):
             headings = [m.group(1) for m in map(_HEADING.match, cell.source.splitlines()) if m]
             section = headings[-1] if headings else section
             continue
-        if cell.cell_type != "code" or CHECK_TAG not in tags(cell):
+        if cell.cell_type != "code" or CHECK_TAG not in cells.tags(cell):
             continue
         lines = [line for line in _printed(cell).splitlines() if _FAIL.search(line)]
         if lines:
@@ -131,22 +118,54 @@ def unanswered_questions(notebook):
     """A sentence for every question whose answer cell is empty or still the placeholder."""
     questions = {}
     for cell in notebook.cells:
-        qid = tagged_id(cell, QUESTION_TAG)
+        qid = cells.cell_id(cell, cells.QUESTION)
         if qid:
             bold = re.search(r"\*\*(.+?)\*\*", cell.source)
             questions[qid] = bold.group(1) if bold else _quote(cell.source)
     found = []
     for number, cell in enumerate(notebook.cells, 1):
-        qid = tagged_id(cell, ANSWER_TAG)
-        if qid is None:
+        qid = cells.cell_id(cell, cells.ANSWER)
+        if qid is None or cells.is_solution(cell):
             continue
-        text = cell.source.strip()
-        if text.startswith(ANSWER_PLACEHOLDER):
-            text = text[len(ANSWER_PLACEHOLDER):].strip()
-        if not text:
+        if cells.is_unanswered(cells.source(cell)):
             title = questions.get(qid, qid)
             found.append(f"{title} (cell {number}, still empty)")
     return found
+
+
+def last_run_digest(notebook):
+    """The digest of two_layer_net.py that the notebook printed last (the cell run latest), or
+    None when its outputs name none."""
+    latest, digest = -1, None
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        count = cell.get("execution_count") or 0
+        for match in DIGEST_LINE.finditer(_printed(cell)):
+            if match.group("file") == MODULE and count >= latest:
+                latest, digest = count, match.group("digest")
+    return digest
+
+
+def stale_notebook(notebook, module_bytes):
+    """Why the notebook's results may not be those of the module zipped, or None."""
+    recorded = last_run_digest(notebook)
+    rerun = ("run the notebook again (Kernel > Restart Kernel and Run All Cells), save it and run "
+             "`python grade.py submit` again")
+    if recorded is None:
+        return (f"{NOTEBOOK} does not say which {MODULE} it ran with (its set-up cell prints it "
+                f"when it loads the module); {rerun}")
+    if recorded != module_digest(module_bytes):
+        return (f"{MODULE} changed after the notebook last ran with it, so the notebook's checks "
+                f"and figures are not those of the file in the zip; {rerun}")
+    return None
+
+
+def audit_problem(folder):
+    """What the grader's source audit will say of the gradient tests for the files zipped, as a
+    sentence; None when it says nothing (grader.selfcheck.gradient_audit, as the notebook)."""
+    why = gradient_audit(folder)
+    return None if why is None else f"the grader will say: {why}"
 
 
 def import_problem(folder, timeout=IMPORT_TIMEOUT):
@@ -213,9 +232,12 @@ def make_submission(*, folder, out):
         for name in names:
             archive.write(os.path.join(folder, name), name)
     write_atomically(out, buffer.getvalue())
+    with open(os.path.join(folder, MODULE), "rb") as f:
+        module_bytes = f.read()
+    warnings = [w for w in (audit_problem(folder), stale_notebook(notebook, module_bytes)) if w]
     return SubmissionZip(out=out, files=names, size=os.path.getsize(out),
                          failing_checks=failing_checks(notebook),
-                         unanswered=unanswered_questions(notebook))
+                         unanswered=unanswered_questions(notebook), warnings=warnings)
 
 
 def write_submission(*, folder, out):
@@ -227,13 +249,22 @@ def write_submission(*, folder, out):
         return 1
     print(f"wrote {made.out} ({', '.join(made.files)}; {made.size / 1024:.0f} KB): upload this "
           "file. Run `python grade.py` first to see your points on the self-check.")
+    for warning in made.warnings:
+        print(f"Warning: {warning}.")
     if made.failing_checks or made.unanswered:
         print("Still missing in the notebook as saved (you may upload it as it is, or fix these, "
               "run the notebook again, save it and run `python grade.py submit` again):")
         if made.failing_checks:
-            print(f"- {len(made.failing_checks)} check cells do not print PASS:")
+            print(f"- {_count(len(made.failing_checks), 'check cell does', 'check cells do')} "
+                  "not print PASS:")
             print("".join(f"    {line}\n" for line in made.failing_checks), end="")
         if made.unanswered:
-            print(f"- {len(made.unanswered)} questions have no answer yet:")
+            print(f"- {_count(len(made.unanswered), 'question has', 'questions have')} no answer "
+                  "yet:")
             print("".join(f"    {line}\n" for line in made.unanswered), end="")
     return 0
+
+
+def _count(number, one, many):
+    """'1 question has', '2 questions have': the number with its noun and verb agreeing."""
+    return f"{number} {one if number == 1 else many}"

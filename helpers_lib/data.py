@@ -48,7 +48,7 @@ def get_toy_data(num_inputs=5, input_size=4, hidden_size=10, num_classes=3, std=
 
 
 def load_toy_reference(path=TOY_REFERENCE_PATH):
-    """The committed toy cases (tests/make_fixtures.py) with their expected outputs, in float64.
+    """The toy cases stored in tests/fixtures/ with their expected outputs, in float64.
 
     Returns:
         {case name: dict with X (N, D), y (N,), params, reg, scores (N, C), hidden (N, H),
@@ -60,9 +60,9 @@ def load_toy_reference(path=TOY_REFERENCE_PATH):
         with open(path) as f:
             cases = json.load(f)["cases"]
     except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"cannot read the toy reference '{path}' ({e}); restore it with "
-                         "'git checkout tests/fixtures' or regenerate it with "
-                         "'python tests/make_fixtures.py'") from e
+        raise ValueError(f"cannot read the toy reference '{path}' ({e}); it comes with the "
+                         "assignment: copy tests/fixtures/toy_reference.json again from the "
+                         "assignment's original files") from e
 
     def tensors(value):
         if isinstance(value, dict):

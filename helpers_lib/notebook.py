@@ -7,18 +7,30 @@ import dataclasses
 import functools
 import hashlib
 import os
+import re
 import sys
 import types
 
 import torch
 
-from helpers_lib.errors import describe_error
+from helpers_lib.errors import describe_error, place
 
-# CPU threads for the notebook and main.py, set in one place (use_threads). Their nets are tiny
-# (the digits: 200 x 64 @ 64 x 100); measured on a 2-core machine, one thread ran both fastest
-# (README.md, "Threads"). $KIT_THREADS overrides it: a number, or "default" for torch's own.
+# CPU threads for the notebook (and the kit's scripts), set in one place (use_threads). Their
+# nets are tiny (the digits: 200 x 64 @ 64 x 100); on a 2-core machine one thread ran fastest.
+# $KIT_THREADS overrides it: a number, or "default" for torch's own.
 NUM_THREADS = 1
 THREADS_ENV = "KIT_THREADS"
+# What a followed module's (re)load prints: its file and the start of its SHA-256, so that the
+# saved notebook records which file it last ran with (`grade.py submit` compares it with the
+# file it zips, through DIGEST_LINE).
+DIGEST_CHARS = 16
+DIGEST_LINE = re.compile(r"(?P<file>[\w.-]+\.py) (?:loaded|changed on disk: reloaded), "
+                         r"sha256 (?P<digest>[0-9a-f]{%d})" % DIGEST_CHARS)
+
+
+def module_digest(data):
+    """The digest a followed module's (re)load prints for the file's bytes."""
+    return hashlib.sha256(data).hexdigest()[:DIGEST_CHARS]
 
 
 def use_threads(num_threads=None):
@@ -95,7 +107,7 @@ class FollowedModule:
         except OSError as e:
             source = None
             reason = f"cannot read {self.path} ({e.strerror})"
-        digest = None if source is None else hashlib.sha256(source).hexdigest()
+        digest = None if source is None else module_digest(source)
         if digest is not None and digest == self.digest:
             return False
         first = self.digest is None and self.error is None
@@ -104,8 +116,8 @@ class FollowedModule:
             reason = self._load(source)
         if reason is None:
             self.error = None
-            if not first:
-                print(f"({os.path.basename(self.path)} changed on disk: reloaded)")
+            how = "loaded" if first else "changed on disk: reloaded"
+            print(f"({os.path.basename(self.path)} {how}, sha256 {digest})")
         else:
             self.error = (f"{os.path.basename(self.path)} could not be loaded: {reason}; fix it "
                           "and save it, then run the cell again")
@@ -183,6 +195,35 @@ def report_errors():
         yield
     except Exception as error:  # noqa: BLE001 - any error in a student's code is reported
         print(f"ERROR: {describe_error(error)}")
+
+
+class WrongPrediction(ValueError):
+    """A prediction function returned something other than (N,) integer labels; the message
+    names the function's own code, not the caller that tripped over the result."""
+
+    described_plainly = True
+
+
+def checked_predict(pred_func):
+    """`pred_func` (e.g. nn_predict) with its result checked: (N,) integer labels, else
+    WrongPrediction at pred_func's place (a wrong result would otherwise fail later, inside
+    the code that uses it, such as nn_train's accuracy)."""
+    @functools.wraps(pred_func)
+    def checked(params, loss_func, X):
+        y_pred = pred_func(params, loss_func, X)
+        expected = (X.shape[0],)
+        if isinstance(y_pred, torch.Tensor):
+            if tuple(y_pred.shape) == expected and not y_pred.is_floating_point():
+                return y_pred
+            got = f"a {str(y_pred.dtype).replace('torch.', '')} tensor of shape {tuple(y_pred.shape)}"
+        else:
+            got = f"a {type(y_pred).__name__}"
+        name = getattr(pred_func, "__name__", "the prediction function")
+        code = getattr(pred_func, "__code__", None)
+        where = f" {place(os.path.basename(code.co_filename), code.co_firstlineno, name)}" if code else ""
+        raise WrongPrediction(f"{name} returned {got}, not {expected} integer labels: one "
+                              f"label per example, the index of its highest score{where}")
+    return checked
 
 
 @dataclasses.dataclass

@@ -1,6 +1,6 @@
 """What nn_train does, restated for checks and plots: its epochs, learning rates and accuracy.
 
-The contract (nn_train's docstring and CONTRACT.md): an epoch is max(N // batch_size, 1)
+The contract (nn_train's docstring): an epoch is max(N // batch_size, 1)
 iterations; after the update of every iteration `it` with it % iterations_per_epoch == 0, the
 accuracies are recorded and the learning rate is multiplied by the decay. The notebook plots
 these rates and the grader's train_schedule test expects them.

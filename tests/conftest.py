@@ -1,7 +1,7 @@
 """Shared test fixtures: seeded random problems and the tolerances they are checked to.
 
 The oracle is torch.autograd through the kit's helpers.autograd_loss_and_grads (float64, on the
-CPU), as in the notebook and tests/make_fixtures.py; the grader keeps its own on purpose.
+CPU), as in the notebook; the grader keeps its own on purpose.
 pytest finds the kit's modules through `pythonpath` (pyproject.toml, or the release's pytest.ini).
 """
 import os

@@ -226,8 +226,8 @@ def test_autograd_oracle_matches_the_reference_on_the_toy_fixture():
 
 
 def test_require_gradients_names_what_is_missing_and_what_to_write():
-    params = {"W1": 1, "b1": 2, "W2": 3, "b2": 4}
-    grads = {"W1": 0, "b1": 0, "W2": 0, "b2": 0}
+    params = {k: torch.ones(2, 3) for k in ("W1", "b1", "W2", "b2")}
+    grads = {k: torch.zeros(2, 3) for k in params}
     assert helpers.require_gradients(grads, params) is grads
     with pytest.raises(NotImplementedError) as caught:
         helpers.require_gradients({"W1": 0}, params)
@@ -237,3 +237,60 @@ def test_require_gradients_names_what_is_missing_and_what_to_write():
     X, y, toy = get_toy_data()
     with pytest.raises(NotImplementedError, match="backpropagate"):
         grad_check(lambda params, X, y=None, reg=0.0: (torch.tensor(1.0), {}), toy, X, y)
+
+
+def test_a_gradient_of_the_wrong_shape_fails_its_own_check_with_a_clear_message():
+    """A db2 of shape (1, C): the numeric check of db2 names both shapes; dW1's still runs."""
+    X, y, params = get_toy_data()
+
+    def db2_as_row(params, X, y=None, reg=0.0):
+        loss, grads = nn_forward_backward(params, X, y, reg)
+        return loss, {**grads, "b2": grads["b2"].reshape(1, -1)}
+
+    with pytest.raises(helpers.WrongGradientShape) as caught:
+        grad_check(db2_as_row, params, X, y, names=["b2"])
+    assert str(caught.value) == ("nn_forward_backward returned grads['b2'] of shape (1, 3); "
+                                 "params['b2'] has shape (3,), and each gradient has the shape "
+                                 "of its parameter")
+    assert helpers.describe_error(caught.value) == str(caught.value)
+    assert grad_check(db2_as_row, params, X, y, names=["W1"])["W1"] < 1e-6
+
+
+def test_largest_differences_show_where_two_tensors_differ_with_every_digit():
+    correct = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    yours = correct.clone()
+    yours[1, 0] += 1e-5
+    yours[0, 1] -= 3e-5
+    assert helpers.largest_differences(yours, correct) == [
+        ((0, 1), 2.0 - 3e-5, 2.0), ((1, 0), 3.0 + 1e-5, 3.0)]
+    assert helpers.largest_differences(correct, correct) == []
+
+
+def test_a_prediction_of_scores_is_reported_at_the_prediction_function():
+    """nn_predict returning the scores fails inside nn_train's accuracy; checked_predict names
+    the prediction function and its line instead."""
+    import inspect
+
+    import two_layer_net
+
+    def scores_not_labels(params, loss_func, X):
+        return loss_func(params, X)
+
+    X, y, params = get_toy_data()
+    with pytest.raises(helpers.WrongPrediction) as caught:
+        two_layer_net.nn_train(params, nn_forward_backward, helpers.checked_predict(scores_not_labels),
+                               X, y, X, y, num_iters=1)
+    line = inspect.getsourcelines(scores_not_labels)[1]
+    said = helpers.describe_error(caught.value)
+    assert said.startswith("scores_not_labels returned a float64 tensor of shape (200, 3), not (200,) "
+                           "integer labels")
+    assert said.endswith(f"(test_helpers.py, line {line}, in scores_not_labels)")
+    assert "nn_train" not in said
+
+
+def test_the_toy_reference_error_names_only_what_a_release_holds(tmp_path):
+    with pytest.raises(ValueError) as caught:
+        helpers.load_toy_reference(str(tmp_path / "missing.json"))
+    said = str(caught.value)
+    assert "git" not in said and "make_fixtures" not in said
+    assert "tests/fixtures/toy_reference.json" in said

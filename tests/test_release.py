@@ -2,6 +2,8 @@
 
 Not part of the release itself: a student's finished module has no solution markers.
 """
+import ast
+import hashlib
 import json
 import os
 import re
@@ -16,7 +18,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from grader import SECRET_ENV, release, submission, submit
+from grader import SECRET_ENV, cells, release, submission, submit
 from grader.release import ReleaseError, find_regions, strip_solutions
 
 REFERENCE = os.path.join(ROOT, "two_layer_net.py")
@@ -42,11 +44,11 @@ STUB_RUN_LINES = 150
 # writes it (see tests/submissions/student_solution.py), for each `# YOUR CODE HERE` of the
 # release, keyed by the start of its hint. Nothing in it follows the reference's own wording.
 COURSE_PARTS = {
-    "compute hidden": """
+    "the forward pass": """
         hidden = (X.mm(W1) + b1).clamp(min=0)
         scores = hidden.mm(W2) + b2
         """,
-    "compute loss": """
+    "the loss": """
         N, D = X.shape
         shifted = scores - scores.max(dim=1, keepdim=True).values
         exp_scores = torch.exp(shifted)
@@ -67,16 +69,11 @@ COURSE_PARTS = {
         grads['W1'] = X.t().mm(dh1) + 2 * reg * W1
         grads['b1'] = dh1.sum(dim=0)
         """,
-    "stop training": """
-        warnings.warn('Loss diverged, stopping', RuntimeWarning)
-        diverged_at = it
-        break
-        """,
-    "update every parameter": """
+    "the SGD update": """
         for k in params:
             params[k] -= learning_rate * grads[k]
         """,
-    "the label with the highest score": """
+    "the predicted labels": """
         scores = loss_func(params, X)
         y_pred = torch.argmax(scores, dim=1)
         """,
@@ -197,7 +194,7 @@ def test_release_contains_no_solution_code(released):
     reference_lines = reference.splitlines()
     student_lines = {line.strip() for line in student.splitlines()}
     regions = find_regions(reference)
-    assert len(regions) >= 8
+    assert len(regions) >= 7
     solution = [reference_lines[i].strip() for r in regions for i in range(r.begin, r.end - 1)]
     solution = [line for line in solution if line and not line.startswith("#")]
     assert solution, "the reference's regions hold no code; the test would prove nothing"
@@ -239,7 +236,7 @@ def test_released_notebook_has_no_instructor_cells_and_keeps_the_question_tags(r
     for qid in ("q1", "q2", "q3"):
         (question,) = [c for c in notebook.cells if f"question:{qid}" in c.metadata.get("tags", [])]
         (answer,) = [c for c in notebook.cells if f"answer:{qid}" in c.metadata.get("tags", [])]
-        assert answer.source == submit.ANSWER_PLACEHOLDER and answer.id == f"answer-{qid}"
+        assert answer.source == cells.ANSWER_PLACEHOLDER and answer.id == f"answer-{qid}"
         assert notebook.cells.index(answer) == notebook.cells.index(question) + 1
 
 
@@ -274,7 +271,7 @@ def test_release_tests_fail_on_the_stubs_briefly_and_pass_with_the_reference(rel
     assert re.search(r"\d+ failed", stubs.stdout) and "NotImplementedError" in stubs.stdout
     assert len(stubs.stdout.splitlines()) < STUB_RUN_LINES, stubs.stdout
     # Each unwritten part fails once; the tests it blocks are folded into one line.
-    assert re.search(r"^SKIPPED \[\d{2}\] .*blocked by a part not written yet: compute hidden",
+    assert re.search(r"^SKIPPED \[\d{2}\] .*blocked by a part not written yet: the forward pass",
                      stubs.stdout, re.M)
     failed = re.findall(r"^FAILED (\S+)", stubs.stdout, re.M)
     assert len(failed) <= 8, failed
@@ -292,7 +289,7 @@ def test_release_self_check_prints_the_table_with_0_of_100(released):
     check = run_in(released["out"], "grade.py")
     assert check.returncode == 0, check.stderr[-2000:]
     assert re.search(r"^forward\s+0/15\s+failed\s", check.stdout, re.M)
-    assert "NotImplementedError: compute hidden" in " ".join(check.stdout.split())
+    assert "NotImplementedError: the forward pass" in " ".join(check.stdout.split())
     assert re.search(r"^total\s+0/100$", check.stdout, re.M)
     assert "public self-check inputs" in check.stdout
 
@@ -312,6 +309,21 @@ def test_a_solution_written_against_the_course_scaffold_passes_the_public_tests(
     tests = run_in(course_solution, "-m", "pytest", "-q", "-p", "no:cacheprovider")
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert re.search(r"\d+ passed", tests.stdout) and "failed" not in tests.stdout
+
+
+@pytest.mark.slow
+def test_an_update_that_stores_new_tensors_passes_the_public_tests(course_solution, tmp_path):
+    """`params[k] = params[k] - learning_rate * grads[k]`, as real solutions write it, is right
+    by the contract; the release's pytest must not ask for an in-place update."""
+    folder = tmp_path / "student"
+    shutil.copytree(course_solution, folder)
+    module = folder / "two_layer_net.py"
+    in_place = "params[k] -= learning_rate * grads[k]"
+    assert in_place in module.read_text()
+    module.write_text(module.read_text().replace(
+        in_place, "params[k] = params[k] - learning_rate * grads[k]"))
+    tests = run_in(folder, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "train")
+    assert tests.returncode == 0, tests.stdout[-3000:]
 
 
 @pytest.mark.slow
@@ -343,7 +355,7 @@ def test_the_loss_passes_before_the_backward_pass_is_written(released, tmp_path)
     folder = tmp_path / "student"
     shutil.copytree(released["out"], folder)
     module = folder / "two_layer_net.py"
-    parts = {k: COURSE_PARTS[k] for k in ("compute hidden", "compute loss")}
+    parts = {k: COURSE_PARTS[k] for k in ("the forward pass", "the loss")}
     module.write_text(fill_stubs(module.read_text(), parts))
 
     tests = run_in(folder, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--tb=line")
@@ -475,14 +487,19 @@ def test_reference_markers_are_paired_and_not_nested():
     assert depth == 0 and regions >= 7
 
 
-def write_notebook(path, counts):
-    """A small notebook: a markdown cell, then one code cell per count (None: never run)."""
+def write_notebook(path, counts, module=None):
+    """A small notebook: a markdown cell, then one code cell per count (None: never run); the
+    first prints the digest of the file `module`, as the set-up cell does when it loads it."""
     cells = [nbformat.v4.new_markdown_cell("# Answers")]
     for i, count in enumerate(counts):
         cell = nbformat.v4.new_code_cell(f"value_{i} = {i}\nprint(value_{i})")
         cell.execution_count = count
         if count is not None:
-            cell.outputs = [nbformat.v4.new_output("stream", text=f"{i}\n")]
+            loaded = ""
+            if module is not None and i == 0:
+                digest = hashlib.sha256(open(module, "rb").read()).hexdigest()[:16]
+                loaded = f"(two_layer_net.py loaded, sha256 {digest})\n"
+            cell.outputs = [nbformat.v4.new_output("stream", text=f"{loaded}{i}\n")]
         cells.append(cell)
     cells.append(nbformat.v4.new_code_cell(""))  # an empty cell needs no run
     nbformat.write(nbformat.v4.new_notebook(cells=cells), str(path))
@@ -496,7 +513,7 @@ def student(tmp_path):
         source = f.read()
     (tmp_path / "two_layer_net.py").write_text("from linear_classifier import sample_batch  # noqa\n"
                                                + source)
-    write_notebook(tmp_path / "two_layer_net.ipynb", [1, 2, 3])
+    write_notebook(tmp_path / "two_layer_net.ipynb", [1, 2, 3], module=tmp_path / "two_layer_net.py")
     return tmp_path
 
 
@@ -603,4 +620,157 @@ def test_submit_says_nothing_more_when_every_check_passes_and_every_question_is_
                                                                                        capsys):
     assert submit.write_submission(folder=str(student), out="submission.zip") == 0
     out = capsys.readouterr().out
-    assert "upload this file" in out and "Still missing" not in out
+    assert "upload this file" in out and "Still missing" not in out and "Warning" not in out
+
+
+# What the release must not hand out: the solutions' own lines (issue 18.1).
+ONE_LINERS = ["params[k] -= learning_rate * grads[k]", "-= learning_rate * grads",
+              "shifted - log(sum(exp(shifted)))", "scores - max", "log_probs = shifted",
+              "X @ W1 + b1) and scores"]
+# Graded by the rubric: the functions whose stubs the self-check scores. The course's tuning
+# functions stay students' tasks that the notebook (section 7.4) shows, as in the course.
+GRADED = {"nn_forward_pass", "nn_forward_backward", "nn_train", "nn_predict"}
+TUNING = {"nn_get_search_params", "find_best_net"}
+
+
+def student_text(folder):
+    """{relative path: text} of what a student reads in the release: the README, the module,
+    the notebook's cells, the helpers, the tests and pytest.ini (not the grader's source)."""
+    texts = {}
+    for rel in sorted(release_files(folder)):
+        if rel.startswith("grader/") or rel.endswith(".json") or rel == "grade.py":
+            continue
+        data = open(os.path.join(folder, rel), encoding="utf-8").read()
+        if rel.endswith(".ipynb"):
+            data = "\n".join(cell.source for cell in nbformat.reads(data, as_version=4).cells)
+        texts[rel] = data
+    return texts
+
+
+def test_the_divergence_stop_is_given_and_every_stub_is_a_graded_or_course_part(released):
+    source = open(os.path.join(released["out"], "two_layer_net.py")).read()
+    tree = ast.parse(source)
+    functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    train = ast.get_source_segment(source, functions["nn_train"])
+    assert "diverged_at = it" in train and "RuntimeWarning" in train and "break" in train
+    owners = set()
+    for number, line in enumerate(source.splitlines(), 1):
+        if "# YOUR CODE HERE" in line:
+            owners |= {name for name, node in functions.items()
+                       if node.lineno <= number <= node.end_lineno}
+    assert owners == GRADED | TUNING, owners
+    notebook = student_text(released["out"])["two_layer_net.ipynb"]
+    assert "warnings.warn(" not in notebook and "set\n  `diverged_at`" not in notebook
+    readme = open(os.path.join(released["out"], "README.md")).read()
+    assert "stop on a diverging loss are there" in " ".join(readme.split())
+
+
+def test_release_hands_out_no_one_line_solutions(released):
+    texts = student_text(released["out"])
+    for rel, text in texts.items():
+        flat = " ".join(text.split())
+        assert not [line for line in ONE_LINERS if line in flat], rel
+    hints = re.findall(r'raise NotImplementedError\((".*")\)', texts["two_layer_net.py"])
+    assert len(hints) >= 5
+    for hint in map(json.loads, hints):
+        assert not re.search(r"[=@]|\*\*|argmax|\.max\(", hint), hint
+
+
+# A name a student reads: a file (with its folder) or a `python ...` command.
+_NAMED_FILE = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.(?:py|md|txt|ini|json|ipynb))\b")
+_COMMAND = re.compile(r"(?<![\w.])(?:git|python3?(?:\.\d+)?|py -3\.\d+)\s+[^\n`]*")
+# Names a student reads that the release does not hold, each for its reason.
+NOT_HELD = {
+    "submission.zip": "written by grade.py submit",
+    "results.json": "a grader's output, named by helpers",
+    "name.py": "follow_module's placeholder for a module's file",
+}
+
+
+def test_every_file_and_command_the_release_names_exists(released):
+    """Issue 18.2: no main.py, CONTRACT.md, tests/make_fixtures.py, git, README sections or
+    linear_classifier.py that the release does not hold."""
+    out = released["out"]
+    held = release_files(out)
+    basenames = {rel.rsplit("/", 1)[-1] for rel in held}
+    missing = []
+    for rel, text in student_text(out).items():
+        for name in set(_NAMED_FILE.findall(text)):
+            if name in NOT_HELD or name in held or ("/" not in name and name in basenames):
+                continue
+            missing.append(f"{rel}: {name}")
+        for command in _COMMAND.findall(text):
+            words = command.split()
+            assert words[0] != "git", f"{rel}: {command} (the release is no git repository)"
+            script = next((w for w in words[1:] if w.endswith(".py")), None)
+            if script and script not in held:
+                missing.append(f"{rel}: {command}")
+        assert not re.search(r'README[^\n]{0,20}"Threads"|CONTRACT\.md', text), rel
+    assert missing == []
+
+
+def test_release_requirements_are_the_students_and_pinned_as_the_kits(released):
+    wanted = {"torch", "numpy", "matplotlib", "scikit-learn", "tqdm", "nbformat", "ipykernel",
+              "pytest"}
+
+    def pins(path):
+        lines = [line.split("#")[0].strip() for line in open(path)]
+        return dict(line.split("==") for line in lines if line)
+
+    released_pins = pins(os.path.join(released["out"], "requirements.txt"))
+    assert set(released_pins) == wanted
+    kit = pins(os.path.join(ROOT, "requirements.txt"))
+    assert {k: kit[k] for k in wanted} == released_pins
+
+
+def test_release_readme_commands_run_in_windows_powershell(released):
+    """PowerShell 5.1 (the one Windows ships) has no `&&`, and runs no POSIX paths: every
+    command block of the README works there or is marked for Linux and macOS."""
+    readme = open(os.path.join(released["out"], "README.md")).read()
+    blocks = re.findall(r"^([ \t]*)```\n(.*?)^\1```$", readme, re.M | re.S)
+    assert len(blocks) >= 5
+    for _, block in blocks:
+        assert "&&" not in block and "||" not in block, block
+    inline = re.findall(r"`([^`\n]+)`", readme)
+    assert not [c for c in inline if "&&" in c]
+    windows = readme[readme.index("**Windows**"):readme.index("**Google Colab**")]
+    (block,) = re.findall(r"```\n(.*?)```", windows, re.S)
+    assert "/" not in block and "py -3.11 -m venv .venv" in block
+    assert "Intel Macs" in readme and "macOS 14" in readme
+    assert "Which verdict counts" in readme
+
+
+def test_release_builds_the_notebook_facts_from_one_module():
+    """grader/cells.py says how cells are marked; the release and submit read it (the release
+    no longer imports the student's submit tool)."""
+    for name in ("release.py", "submit.py"):
+        tree = ast.parse(open(os.path.join(ROOT, "grader", name)).read())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert "grader.cells" in imported, name
+        assert "grader.submit" not in imported, name
+        assigned = {t.id for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+        assert not assigned & {"ANSWER_PLACEHOLDER", "SOLUTION_TAG", "CHECK_TAG", "ANSWER_TAG",
+                               "QUESTION_TAG"}, name
+
+
+def test_submit_warns_of_autograd_and_of_a_module_changed_after_the_run(student, capsys):
+    source = (student / "two_layer_net.py").read_text()
+    start = source.index("    # Part 2 of 2")
+    end = source.index("    return loss, grads", start)
+    autograd = ("    leaves = {k: v.detach().requires_grad_() for k, v in params.items()}\n"
+                "    again = nn_forward_backward(leaves, X, y, reg)[0]\n"
+                "    again.backward()\n"
+                "    grads = {k: v.grad for k, v in leaves.items()}\n")
+    (student / "two_layer_net.py").write_text(source[:start] + autograd + source[end:])
+    write_notebook(student / "two_layer_net.ipynb", [1, 2, 3], module=student / "two_layer_net.py")
+    assert submit.write_submission(folder=str(student), out="submission.zip") == 0
+    out = capsys.readouterr().out
+    assert re.search(r"Warning: the grader will say: nn_forward_backward used torch\.autograd "
+                     r"\(.*\); the gradients must be computed by hand", out), out
+    assert "changed after the notebook" not in out
+    with open(student / "two_layer_net.py", "a") as f:
+        f.write("\n# edited after the run\n")
+    assert submit.write_submission(folder=str(student), out="submission.zip") == 0
+    out = capsys.readouterr().out
+    assert "Warning: two_layer_net.py changed after the notebook last ran with it" in out, out

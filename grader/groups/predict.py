@@ -31,7 +31,7 @@ def build(seed):
             if error:
                 return {"predict": Verdict(False, f"{label}: nn_predict raised {error}")}
             got = out.get(f"case{i}/labels")
-            _, problem = check_array(got, want, "the labels")
+            _, problem = check_array(got, want, "y_pred")
             if problem:
                 return {"predict": Verdict(False, f"{label}: {problem}")}
             wrong = int((got != want).sum())
