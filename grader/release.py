@@ -45,7 +45,8 @@ RELEASE_COPIES = [
     (os.path.join("release", "requirements.txt"), "requirements.txt"),
 ]
 # The instructor's tools: they build releases and autograders, and hold nothing a student runs.
-INSTRUCTOR_ONLY = {"grader/release.py", "grader/gradescope.py"}
+INSTRUCTOR_ONLY = {"grader/release.py", "grader/gradescope.py", "grader/similar.py",
+                   "grader/similar_html.py"}
 # The release's pytest.ini (the kit's pyproject.toml has the instructor's settings). --tb=short
 # keeps each failure to a few lines; test_two_layer_net.py reports each unwritten part once and
 # skips the other tests it blocks, so the first run on the stubs fits on a screen. pythonpath:

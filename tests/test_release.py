@@ -23,7 +23,8 @@ from grader.release import ReleaseError, find_regions, strip_solutions
 
 REFERENCE = os.path.join(ROOT, "two_layer_net.py")
 MARKER = re.compile(r"^\s*#\s*(BEGIN|END) SOLUTION")
-INSTRUCTOR_TOOLS = {"grader/release.py", "grader/gradescope.py"}
+INSTRUCTOR_TOOLS = {"grader/release.py", "grader/gradescope.py", "grader/similar.py",
+                    "grader/similar_html.py"}
 RELEASED = {
     "README.md", "grade.py", "helpers.py", "pytest.ini", "requirements.txt",
     "two_layer_net.py", "two_layer_net.ipynb", "tests/conftest.py", "tests/test_two_layer_net.py",
