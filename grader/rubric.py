@@ -111,12 +111,13 @@ def oracle_forward(params, X):
 
 def oracle_loss_and_grads(params, X, y, reg):
     """Loss and gradients by torch.autograd, with a stable log-sum-exp."""
-    leaves = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
-    scores, _ = oracle_forward(leaves, X)
-    correct = scores.gather(1, y[:, None])[:, 0]
-    loss = (torch.logsumexp(scores, dim=1) - correct).mean()
-    loss = loss + reg * ((leaves["W1"] ** 2).sum() + (leaves["W2"] ** 2).sum())
-    loss.backward()
+    with torch.enable_grad():  # whatever code run in this process before switched it off
+        leaves = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+        scores, _ = oracle_forward(leaves, X)
+        correct = scores.gather(1, y[:, None])[:, 0]
+        loss = (torch.logsumexp(scores, dim=1) - correct).mean()
+        loss = loss + reg * ((leaves["W1"] ** 2).sum() + (leaves["W2"] ** 2).sum())
+        loss.backward()
     return loss.detach(), {k: v.grad for k, v in leaves.items()}
 
 
