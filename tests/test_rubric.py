@@ -155,42 +155,68 @@ def test_an_unshifted_softmax_is_told_about_overflow(tmp_path):
     assert "right at ordinary scores" in verdicts["loss_stability"][1]
 
 
-FINITE_DIFFERENCE_BACKWARD = '''
+def batched_loss(params, X, y, reg):
+    """The loss for a batch of parameter sets (each tensor with a leading batch dimension)."""
+    hidden = (X @ params["W1"] + params["b1"][:, None, :]).clamp(min=0)
+    scores = hidden @ params["W2"] + params["b2"][:, None, :]
+    log_probs = scores - torch.logsumexp(scores, dim=2, keepdim=True)
+    data = -log_probs[:, torch.arange(len(y)), y].mean(dim=1)
+    return data + reg * ((params["W1"] ** 2).sum((1, 2)) + (params["W2"] ** 2).sum((1, 2)))
 
-def _loss(params, X, y, reg):
-    scores, _ = nn_forward_pass(params, X)
-    shifted = scores - scores.max(dim=1, keepdim=True).values
-    log_probs = shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
-    return (-log_probs[torch.arange(X.shape[0]), y].mean()
-            + reg * (torch.sum(params['W1'] ** 2) + torch.sum(params['W2'] ** 2)))
 
-
-def nn_forward_backward(params, X, y=None, reg=0.0, h=H):
-    if y is None:
-        return nn_forward_pass(params, X)[0]
+def central_differences(params, X, y, reg, h):
+    """Every parameter's gradient by central differences, all entries of one at once."""
     grads = {}
     for k, value in params.items():
-        grad = torch.zeros_like(value)
-        flat, flat_grad = value.view(-1), grad.view(-1)
-        for i in range(flat.numel()):
-            old = flat[i].item()
-            flat[i] = old + h
-            plus = _loss(params, X, y, reg).item()
-            flat[i] = old - h
-            minus = _loss(params, X, y, reg).item()
-            flat[i] = old
-            flat_grad[i] = (plus - minus) / (2 * h)
-        grads[k] = grad
-    return _loss(params, X, y, reg), grads
-'''
+        steps = h * torch.eye(value.numel(), dtype=value.dtype).view(-1, *value.shape)
+        moved = {j: v.expand(len(steps), *v.shape) for j, v in params.items()}
+        plus = batched_loss({**moved, k: value + steps}, X, y, reg)
+        minus = batched_loss({**moved, k: value - steps}, X, y, reg)
+        grads[k] = ((plus - minus) / (2 * h)).view(value.shape)
+    return grads
 
 
-@pytest.mark.parametrize("h", ["1e-4", "1e-6"])
-def test_a_backward_pass_by_finite_differences_scores_zero_on_the_gradient_tests(tmp_path, h):
-    source = grading_corpus.BASE + FINITE_DIFFERENCE_BACKWARD.replace("h=H", f"h={h}")
-    verdicts = grade(tmp_path, source)
-    assert failed(verdicts) == ["grad_W1", "grad_W2", "grad_b1", "grad_b2"]
-    assert verdicts["grad_W2"][1].startswith(rubric.FINITE_DIFFERENCES)
+def judged_backward(gradients_of):
+    """The backward group's verdicts for gradients computed by gradients_of(params, X, y, reg)."""
+    group = build()["backward"]
+    out = {}
+    for j, (case, reg) in enumerate(group.meta["calls"]):
+        params = {k: group.arrays[f"case{case}/{k}"] for k in rubric.PARAM_NAMES}
+        X, y = group.arrays[f"case{case}/X"], group.arrays[f"case{case}/y"]
+        loss, _ = rubric.oracle_loss_and_grads(params, X, y, reg)
+        out[f"call{j}/loss"] = loss
+        for k, grad in gradients_of(params, X, y, reg).items():
+            out[f"call{j}/grad/{k}"] = grad
+    return group.judge({"errors": {}}, out)
+
+
+@pytest.mark.parametrize("h", [1e-2, 1e-4, 1e-6, 1e-8])
+def test_gradients_by_finite_differences_score_zero_on_the_gradient_tests(h):
+    verdicts = judged_backward(lambda *case: central_differences(*case, h=h))
+    assert verdicts["loss"].passed
+    for name in rubric.GRADIENT_TESTS:
+        assert not verdicts[name].passed, (h, verdicts[name].message)
+        # a step as coarse as 1e-2 is wrong everywhere: an ordinary failure says so
+        assert verdicts[name].message.startswith(rubric.FINITE_DIFFERENCES) or h >= 1e-2
+
+
+def backprop_in_another_order(params, X, y, reg):
+    """Exact gradients summed in another order than the oracle's (float64 rounding differs)."""
+    z1 = torch.einsum("nd,dh->nh", X, params["W1"]) + params["b1"]
+    hidden = z1.clamp(min=0)
+    scores = torch.einsum("nh,hc->nc", hidden, params["W2"]) + params["b2"]
+    dscores = torch.softmax(scores, dim=1)
+    dscores[torch.arange(len(y)), y] -= 1
+    dscores = dscores / len(y)
+    dz1 = (dscores @ params["W2"].T) * (z1 > 0)
+    return {"W1": sum(X[n, :, None] * dz1[n] for n in range(len(y))) + 2 * reg * params["W1"],
+            "b1": dz1.flip(0).sum(0), "W2": hidden.T @ dscores + 2 * reg * params["W2"],
+            "b2": sum(dscores[n] for n in reversed(range(len(y))))}
+
+
+def test_exact_gradients_in_any_summation_order_are_not_taken_for_finite_differences():
+    verdicts = judged_backward(backprop_in_another_order)
+    assert all(verdicts[name].passed for name in rubric.GRADIENT_TESTS), verdicts
 
 
 def test_finite_differences_are_flagged():
@@ -213,3 +239,40 @@ def test_a_missing_module_is_named_with_what_may_be_imported():
         text = calls.describe_exception(error, "/nowhere")
     assert "no module 'no_such_module_here'" in text and "eecs598" in text
     assert "standard library only" not in text
+
+
+def grader_imports():
+    """{module: grader modules it imports anywhere in its source}, read with ast."""
+    import ast
+
+    graph = {}
+    folder = os.path.join(ROOT, "grader")
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            module = os.path.relpath(path[:-3], ROOT).replace(os.sep, ".").removesuffix(".__init__")
+            targets = set()
+            for node in ast.walk(ast.parse(open(path).read())):
+                if isinstance(node, ast.Import):
+                    targets.update(alias.name for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    targets.add(node.module)
+                    targets.update(f"{node.module}.{alias.name}" for alias in node.names)
+            graph[module] = targets
+    return {m: {t for t in targets if t in graph and t != m} for m, targets in graph.items()}
+
+
+def test_the_test_group_unit_imports_in_one_direction():
+    graph = grader_imports()
+    unit = {"grader.child", "grader.calls", "grader.rubric", "grader.audit", "grader.audit_rules",
+            "grader.standins", "grader.groups"} | {m for m in graph if m.startswith("grader.groups.")}
+    for start in unit:
+        seen, frontier = set(), [start]
+        while frontier:
+            for target in graph[frontier.pop()] - {"grader"}:
+                assert target != start, f"{start} imports itself back through {target}"
+                if target not in seen:
+                    seen.add(target)
+                    frontier.append(target)
