@@ -201,8 +201,9 @@ class _OwnClasses:
         return isinstance(node, ast.Name) and node.id == "self"
 
     def _new(self, node):
-        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-            and node.func.id in self.classes
+        func = node.func if isinstance(node, ast.Call) else None
+        return isinstance(func, ast.Name) and func.id in self.classes \
+            or isinstance(func, ast.Attribute) and func.attr in self.classes  # layers.Linear()
 
     def owns(self, receiver, name, reader):
         """True when `receiver.attr` is surely the submission's own (an own class defines the
@@ -563,8 +564,7 @@ def gradient_verdict(findings):
     if numeric:
         return ("nn_forward_backward computes finite differences ("
                 + _listed(numeric, "{f.what} at {f.file} line {f.line}")
-                + "), not backpropagation; the gradients must be computed by hand, so the "
-                  "gradient tests score 0")
+                + "), not backpropagation by hand, so the gradient tests score 0")
     if tampering:
         return ("the grader cannot trust its autograd check: "
                 + _listed(tampering, "{f.file} line {f.line} uses {f.what}")
