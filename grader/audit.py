@@ -1,37 +1,36 @@
-"""Read a submission's source, in the grader's own process, for routes to torch.autograd.
+"""Read a submission's source, in the grader's own process: the explaining layer of the grader.
 
-The child that runs a submission watches for autograd too, but the submission runs there as well
-and can undo the watch. This audit parses the .py files with `ast` in the grader's process, which
-the submission's code never reaches, and reports three kinds of finding:
+The walls and the process model carry the hard guarantees (a child cannot start programs, shadow
+the standard library or reach another submission; the child watches for autograd at run time).
+This audit parses the .py files with `ast` in the grader's process, which the submission's code
+never reaches, and explains what it finds with the file and line. The rules are a table,
+grader/audit_rules.py: autograd, finite differences, tampering (frames, torch's internals,
+patched modules, other processes, raw descriptors), unverifiable (code hidden from a reader).
 
-- autograd: gradients computed by torch (`.backward()`, `torch.autograd`, `torch.func`, `.grad`,
-  `requires_grad=True`, dual numbers, hooks, `torch.optim`).
-- tampering: reaching the grader's or torch's internals, or leaving the watched process: frames,
-  the autograd engine, `torch._C`, gc walks, `sys.modules`, ctypes, the grader's own modules,
-  patched modules, raw descriptors and /proc, signals, sockets, other processes.
-- unverifiable: hiding what is called: computed attribute names, eval/exec/compile, dynamic or
-  unknown imports, dunder names, star imports, code loaded from data (pickle, torch.load).
-The kit's helpers.py holds autograd oracles: only its plain helpers may be called.
+What a finding costs (`gradient_verdict`): a SURE finding that graded code reaches scores the
+gradient tests 0 (autograd or finite differences reachable from nn_forward_backward: e.g.
+torch.autograd.grad, `.backward()` on what is not an object of the submission's own classes,
+torch.func, helpers.numeric_gradient; tampering reachable from any graded function or at import).
+Everything else is at most a flag for a person (`flags`): what the audit is unsure of (hooks,
+requires_grad, a method name that the submission's own classes define too, hidden names) and
+whatever the graded functions cannot reach (tuning code, find_best_net, notebook helpers, code
+under `if __name__ == "__main__":`). Hidden names there are not even flagged.
 
-Guaranteed: a submission whose backward pass uses autograd through any route visible in its source,
-or that hides what it calls anywhere, scores 0 on the gradient tests (`gradient_verdict`). Names
-are resolved through imports, the submission's own modules and simple aliases (`import torch as t`,
-`g = t.autograd.grad`, `getattr(x, "grad")`), so renaming hides nothing; a local variable that only
-shares a name (`grad`, `grads`) is not a finding.
+Names are resolved through imports, the submission's own modules and simple aliases (`import
+torch as t`, `g = t.autograd.grad`, `getattr(x, "grad")`), and through its own classes: a
+`Linear.backward` the student wrote, called on `fc = Linear(...)` or on `self`, is the
+student's, and so is a `self.grad` field. Switching autograd off (`torch.no_grad`,
+`set_grad_enabled(False)`, `requires_grad_(False)`, `detach`) is no finding.
 Not seen: autograd inside a third-party library that the submission calls innocently; objects
-passed under new names through containers or arguments (modules may not be passed at all); a
-descriptor number held in a variable and given to open(); code the submission writes to files at
-run time, caught only by the exec and import rules (importing a module that is neither the
-submission's, the standard library's nor installed is unverifiable; one written under such a name
-is not); environment variables set under computed names. Threads are not flagged: they run the
-submission's own code, read here, in the process the run-time watch covers.
+passed under new names through containers or arguments; code the submission writes to files at
+run time (the walls and the run-time watch cover what runs).
 
 Only two_layer_net.py and the files it imports are read (no other file runs when it is graded);
-unchanged copies of the kit's modules that come with a release are the kit's. A finding is in the
-backward pass when it lies at module level (import-time code runs before every test) or in a
-top-level function or class reachable from nn_forward_backward: by name (called, passed as a value
-or decorated), as `module.name` of an own module, or as `obj.method` when a class of the
-submission defines `method`. Code under `if __name__ == "__main__":` is not reachable.
+unchanged copies of the kit's modules that come with a release are the kit's. A finding is
+reachable from a function when it lies at module level (import-time code runs before every
+test) or in a top-level function or class that the function reaches: by name (called, passed as
+a value or decorated), as `module.name` of an own module, or as `obj.method` when a class of the
+submission defines `method`.
 """
 import ast
 import builtins
