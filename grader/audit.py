@@ -133,6 +133,15 @@ def _dotted_rule(dotted):
     return None
 
 
+def _after_allowed(dotted):
+    """The parts of a dotted name after its module and after its longest allowed prefix (in
+    `eecs598.grad.rel_error`, `grad` is the course package's module, not an attribute)."""
+    parts = dotted.split(".")
+    start = max([j for j in range(1, len(parts) + 1)
+                 if DOTTED.get(".".join(parts[:j]), 0) is None], default=1)
+    return parts[start:]
+
+
 def _alias(node):
     """(name, value) of a simple alias `name = value` or `name := value`, else (None, None)."""
     if isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -372,7 +381,7 @@ class _Reader(ast.NodeVisitor):
         if attribute and name == "requires_grad" and isinstance(node.ctx, ast.Store) \
                 and not _is_const(getattr(parent, "value", None), False):
             return AUTOGRAD, f"{ast.unparse(node)} = True", not SURE
-        hit = next((p for p in (dotted.split(".")[1:] if dotted else [name] * attribute)
+        hit = next((p for p in (_after_allowed(dotted) if dotted else [name] * attribute)
                     if p in ATTRS), None)
         own = hit and not dotted and self.shared.owns(node.value, name, self)
         if own is True:  # a method or field of the submission's own class

@@ -585,3 +585,9 @@ def test_the_rules_are_one_table_of_names_kinds_costs_and_reasons():
     dotted, attrs = audit_rules.tables()
     assert dotted["torch.autograd"] == (audit.AUTOGRAD, "", True)
     assert dotted["torch.autograd.no_grad"] is None and attrs["backward"][0] == audit.AUTOGRAD
+
+
+def test_the_course_packages_grad_module_is_not_autograd():
+    found = read(backward_with("e = eecs598.grad.rel_error(X, X)\nf = rel_error(X, X)",
+                               "import eecs598\nimport torch\nfrom eecs598.grad import rel_error"))
+    assert found == []
