@@ -276,3 +276,21 @@ def test_the_test_group_unit_imports_in_one_direction():
                 if target not in seen:
                     seen.add(target)
                     frontier.append(target)
+
+
+def test_the_grader_supplies_the_course_package_eecs598(tmp_path):
+    import subprocess
+    import sys
+
+    from grader import standins
+
+    standins.write(str(tmp_path))
+    code = ("import torch, eecs598\nfrom eecs598.grad import rel_error, compute_numeric_gradient\n"
+            "eecs598.reset_seed(3); a = torch.rand(2)\neecs598.reset_seed(3); b = torch.rand(2)\n"
+            "x = torch.tensor([1.0, 2.0], dtype=torch.float64)\n"
+            "g = compute_numeric_gradient(lambda v: (v ** 2).sum(), x)\n"
+            "image = eecs598.tensor_to_image(torch.ones(3, 2, 2))\n"
+            "print(torch.equal(a, b), rel_error(g, 2 * x) < 1e-6, image.shape, image.dtype)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.stdout.split() == ["True", "True", "(2,", "2,", "3)", "uint8"], done.stderr
