@@ -1,5 +1,6 @@
 """The two training tests: nn_train against a spy loss_func that returns fixed gradients
-(`train_update`: the in-place update and reg; `train_schedule`: decay, histories, accuracies)."""
+(`train_update`: the update, in place or re-bound, and reg; `train_schedule`: decay, histories,
+accuracies, read from whichever parameters the update moves)."""
 import torch
 
 from grader.calls import ContractError, fresh, params_of
