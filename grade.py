@@ -6,11 +6,14 @@
     python grade.py submit                   # for students: zip the module and the executed notebook
     python grade.py gradescope OUT.zip       # a Gradescope autograder with the secret seed inside
     python grade.py merge DIR                # add the TA's written-answer scores (DIR/manual.csv)
+    python grade.py similar SUB ... --out DIR [--archive DIR ...]  # ranked similar pairs
 
-Exit status: 0 when every submission was graded (whatever its score), 2 on a usage error
-(before anything is graded), 130 after Ctrl-C (every finished result written), 1 when the
-grader itself could not run. The Linux sandbox is for instructors; on a student's own machine
-(Windows, macOS) the self-check runs the student's own code in this process and says so.
+Exit status: 0 when every submission was graded (whatever its score); 1 when one or more
+could not be graded (each flagged in grades.csv and named in the summary; every other result
+written); 2 on a usage error (before anything is graded); 130 after Ctrl-C and 143 after
+SIGTERM (every finished result written, the run folder removed). The Linux sandbox is for
+instructors; on a student's own machine (Windows, macOS) the self-check runs the student's own
+code in this process and says so.
 """
 import argparse
 import difflib
@@ -18,19 +21,26 @@ import os
 import sys
 import tempfile
 
-from grader import report, resolve_seed
+from grader import gradebook, report, resolve_seed
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_MB = 1024
-DEFAULT_NOTEBOOK_TIMEOUT = 600.0
+# The kit's own notebook needs ~50 s of CPU (measured: nbclient on the reference notebook, 49.8 s
+# user) and took 82-226 s of wall time on a 2-core machine at load 5-14; 300 s is 6x its CPU
+# and still passes it on that overloaded machine, while an endless loop holds a slot half as
+# long as the former 600 s.
+DEFAULT_NOTEBOOK_TIMEOUT = 300.0
 COMMANDS = {  # name: one line for `grade.py --help`
     "grade": "grade submissions into a results folder (also: grade.py SUB ... --out DIR)",
     "release": "write the student release (no solution, no secret, no instructor tools)",
     "submit": "for students: check and zip two_layer_net.py and the executed notebook",
     "gradescope": "build a Gradescope autograder zip with the secret seed inside",
     "merge": "merge the TA's written-answer scores (DIR/manual.csv) into DIR/grades.csv",
+    "similar": "rank pairs of submissions that share code or written answers, for a person "
+               "to judge",
 }
-INSTRUCTOR_TOOLS = ("release", "gradescope")
+INSTRUCTOR_TOOLS = ("release", "gradescope", "similar")
+VISIBILITIES = ("visible", "after_due_date", "hidden")  # Gradescope's, for students
 
 
 def positive_float(text):
@@ -82,7 +92,35 @@ def grade_parser():
     parser.add_argument("--notebook-timeout", type=positive_float, default=DEFAULT_NOTEBOOK_TIMEOUT,
                         metavar="SECONDS", help="seconds per notebook with --execute "
                                                 f"(default: {DEFAULT_NOTEBOOK_TIMEOUT:g})")
+    parser.add_argument("--export", action="append", default=[], metavar="PATH",
+                        help="a SUB that is a Gradescope export (read as one whatever its "
+                             "layout); without it only an export laid out exactly as "
+                             "Gradescope's is read as one")
+    parser.add_argument("--single", action="store_true",
+                        help="every SUB is exactly one submission, never an export of many "
+                             "(the Gradescope autograder's mode)")
+    parser.add_argument("--add", action="store_true",
+                        help="grade these SUBs into a DIR that already holds rows of others "
+                             "(one grades.csv for both)")
+    parser.add_argument("--format", action="append", choices=gradebook.FORMATS, default=[],
+                        help="also write the gradebook as this LMS imports it: canvas "
+                             "(DIR/canvas.csv) or gradescope (DIR/gradescope.csv); grades.csv "
+                             "(plain) is always written; repeat for several")
+    parser.add_argument("--due", metavar="TIME",
+                        help="the due time (ISO 8601, e.g. 2024-02-10T23:59-08:00; UTC without "
+                             "a zone): rows submitted later are marked late")
+    parser.add_argument("--late-penalty", type=float, default=0.0, metavar="PERCENT",
+                        help="with --due: percent of the points taken per day (or part of one) "
+                             "late, in its own column (default: 0)")
+    parser.add_argument("--late-cap", type=float, default=100.0, metavar="PERCENT",
+                        help="the most percent a late penalty takes (default: 100)")
+    parser.add_argument("--extensions", metavar="CSV",
+                        help="per-student due times: a CSV with columns student (sid, email or "
+                             "name) and due (a time) or days (added to --due)")
+    parser.add_argument("--visibility", choices=VISIBILITIES,
+                        help="the visibility of every test in results.json (Gradescope's)")
     return parser
+
 
 
 def tool_parser(command):
@@ -94,9 +132,36 @@ def tool_parser(command):
                             help="the archive to write (default: submission.zip)")
     elif command == "gradescope":
         parser.add_argument("out", metavar="OUT.zip", help="the autograder archive to write")
+        parser.add_argument("--visibility", choices=VISIBILITIES, default="visible",
+                            help="when students see each test's result on Gradescope "
+                                 "(default: visible)")
     elif command == "merge":
         parser.add_argument("out", metavar="DIR", help="a results folder graded with --execute")
+    elif command == "similar":
+        similar_arguments(parser)
     return parser
+
+
+def similar_arguments(parser):
+    parser.description = ("Rank pairs of submissions by the code and written answers they share "
+                           "(the kit's starter code and passages common in the class left out): "
+                           "DIR/similar.csv and DIR/similar.html, for a person to judge.")
+    parser.add_argument("subs", nargs="+", metavar="SUB",
+                        help="the class: .py files, folders holding two_layer_net.py, .zips, or "
+                             "folders of many as downloaded from Gradescope or an LMS")
+    parser.add_argument("--out", metavar="DIR", required=True,
+                        help="folder for DIR/similar.csv and DIR/similar.html")
+    parser.add_argument("--archive", metavar="DIR", action="append", default=[],
+                        help="a folder of past terms' submissions or public solutions, compared "
+                             "with the class but not with each other (repeat for several)")
+    parser.add_argument("--base", metavar="FILE", action="append", default=[],
+                        help="more starter code not to count, beside the kit's own stubs "
+                             "(repeat for several)")
+    parser.add_argument("--common", type=positive_int, metavar="N",
+                        help="count a passage only when at most N submissions of the class "
+                             "share it (default: 3, or 5%% of the class when that is more)")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                        help="processes that read and fingerprint (default: the number of cores)")
 
 
 def usage_error(message, parser=None):
@@ -113,15 +178,26 @@ def cmd_grade(args):
                           notebook_timeout=args.notebook_timeout)
     seed, public = resolve_seed()
     try:
+        policy = late_policy(args)
+    except gradebook.PolicyError as e:
+        return usage_error(str(e))
+    try:
         rows = batch.grade_batch(args.subs, out_dir=args.out, seed=seed, public=public,
                                  limits=limits, jobs=args.jobs, force=args.force,
-                                 execute=args.execute)
+                                 execute=args.execute, export_paths=args.export,
+                                 single=args.single, add=args.add, policy=policy,
+                                 formats=args.format, visibility=args.visibility)
     except submission.UsageError as e:
         return usage_error(str(e))
     except batch.Interrupted as e:
-        print(f"\ngrade.py: interrupted: {e.finished} of {e.total} submissions finished and "
+        how = "terminated (SIGTERM)" if e.signal else "interrupted"
+        print(f"\ngrade.py: {how}: {e.finished} of {e.total} submissions finished and "
               f"written to {args.out} (grades.csv holds them); run the same command again to "
               "grade the rest", file=sys.stderr)
+        return 143 if e.signal else 130
+    except KeyboardInterrupt:  # before grading began (reading the SUBs, building the rubric)
+        print("\ngrade.py: interrupted while starting, before any submission was graded; run "
+              "the same command again", file=sys.stderr)
         return 130
     print(report.summary(rows))
     if public:
@@ -130,8 +206,26 @@ def cmd_grade(args):
     print(f"{rows.batch_size} submissions in, {rows.batch_size} rows out"
           + (f" (grades.csv also keeps {len(rows) - rows.batch_size} rows of earlier runs "
              "in this folder)" if len(rows) > rows.batch_size else ""))
-    print(f"wrote {os.path.join(args.out, 'grades.csv')} and {os.path.join(args.out, 'scores.png')}")
-    return 0
+    if len(args.subs) != rows.batch_size:
+        print(f"({len(args.subs)} SUB{'s' if len(args.subs) > 1 else ''} on the command line: "
+              "each export was read as one submission a student)")
+    written = [os.path.join(args.out, gradebook.FORMAT_FILES[f]) for f in ("plain", *args.format)]
+    print(f"wrote {', '.join(dict.fromkeys(written))}, {os.path.join(args.out, 'scores.png')} and "
+          "a feedback.html for each submission")
+    return 1 if gradebook.not_graded(rows) else 0
+
+
+def late_policy(args):
+    """The gradebook.LatePolicy of the command line's --due, --late-penalty, --late-cap and
+    --extensions."""
+    due = gradebook.parse_time(args.due, "--due") if args.due else None
+    if (args.late_penalty or args.extensions) and due is None and not args.extensions:
+        raise gradebook.PolicyError("--late-penalty needs --due (the time it counts from)")
+    if not (0 <= args.late_penalty <= 100 and 0 <= args.late_cap <= 100):
+        raise gradebook.PolicyError("--late-penalty and --late-cap are percents from 0 to 100")
+    extensions = gradebook.read_extensions(args.extensions, due) if args.extensions else {}
+    return gradebook.LatePolicy(due=due, per_day=args.late_penalty, cap=args.late_cap,
+                                extensions=extensions)
 
 
 def self_check():
@@ -176,7 +270,14 @@ def cmd_submit(args):
 def cmd_gradescope(args):
     from grader import gradescope
     seed, public = resolve_seed()
-    return gradescope.build_autograder(out=args.out, seed=None if public else seed)
+    return gradescope.build_autograder(out=args.out, seed=None if public else seed,
+                                       visibility=args.visibility)
+
+
+def cmd_similar(args):
+    from grader import similar
+    return similar.find_similar(args.subs, out=args.out, archives=args.archive, base=args.base,
+                                common=args.common, jobs=args.jobs)
 
 
 def cmd_merge(args):

@@ -2,8 +2,9 @@
 
 The path a submission takes, and the module for each step:
 
-- `submission` (with `exports` for Gradescope's and Canvas's bulk downloads): a command-line
-  SUB becomes Submissions with unique, safe names and the student's identity.
+- `exports` then `submission`, one way: `exports.collect` turns each command-line SUB into
+  Submissions (an instructor's export, recognised by its exact layout or named by --export,
+  into one a student, with who they are); `submission` reads one and gives unique, safe names.
 - `outdir`: the results folder is checked and locked; `cache` skips results that are current.
 - `audit`: the grader's own process reads the source (autograd, finite differences, tampering,
   unverifiable code) and explains it; its rules are one table, `audit_rules`.
@@ -19,8 +20,12 @@ The path a submission takes, and the module for each step:
 - `notebook` (with `html_report`): with --execute, the notebook runs in a child too (through
   `notebook.client`, as main.py's does) and becomes a sanitised report.html; `answers` gathers
   the written answers into answers.html and manual.csv and merges the TA's scores.
-- `report`: results.json (Gradescope's schema), grades.csv, the table and the histogram.
+- `report`: results.json (Gradescope's schema), the table, the summary and the histogram;
+  `gradebook`: grades.csv and the Canvas and Gradescope imports (one row a student, safe
+  cells, late penalties in their own column); `feedback`: each student's feedback.html.
 - `selfcheck`: the self-check without a sandbox, where there is none (Windows, macOS).
+- `similar` (with `similar_html`): `grade.py similar`, pairs of submissions that share code or
+  written answers (starter code and common passages left out), ranked for a person to judge.
 - The tools: `release` (the student release), `submit` (the student's zip), `gradescope` (the
   autograder zip); `kitfiles` lists the kit's files that travel (into a notebook's work folder,
   the release and the autograder).
@@ -31,7 +36,8 @@ import os
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-NOT_GRADING = {"release.py", "gradescope.py", "submit.py", "answers.py"}  # tools whose edits change no verdict
+NOT_GRADING = {"release.py", "gradescope.py", "submit.py", "answers.py",  # tools whose edits
+               "gradebook.py", "feedback.py", "similar.py", "similar_html.py"}  # change no verdict
 
 
 def _source_hash():

@@ -9,9 +9,11 @@ fails every test at once. Whatever a child does, its tests score 0 with the reas
 goes on. Results are written as each submission finishes (grader.cache), so Ctrl-C loses
 nothing finished and a rerun resumes.
 """
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,9 @@ from grader import (
     audit,
     cache,
     cgroup,
+    exports,
+    feedback,
+    gradebook,
     namespaces,
     notebook,
     outdir,
@@ -72,7 +77,7 @@ META_FIELDS = {"errors": _dict_of_str, "autograd": _list_of(lambda x: isinstance
 class Limits:
     timeout: float
     memory_mb: int
-    notebook_timeout: float = 600.0
+    notebook_timeout: float = 300.0
 
 
 class WorkerCrash(RuntimeError):
@@ -89,11 +94,11 @@ class Gradebook(dict):
 
 
 class Interrupted(Exception):
-    """The batch stopped on Ctrl-C; every finished result was written."""
+    """The batch stopped on Ctrl-C (or SIGTERM: `signal`); every finished result was written."""
 
-    def __init__(self, finished, total):
+    def __init__(self, finished, total, signal=None):
         super().__init__(f"{finished} of {total} submissions finished")
-        self.finished, self.total = finished, total
+        self.finished, self.total, self.signal = finished, total, signal
 
 
 class WorkerProcess:
@@ -280,8 +285,10 @@ class Grader:
         """(SubmissionResult, {file name: bytes}) for one loaded Submission; the files (the
         notebook's report.html) go beside its results.json."""
         started = time.monotonic()
-        extra = {"identity": sub.identity, "flags": list(sub.notes)}
+        extra = {"identity": sub.identity, "flags": list(sub.notes), "origin": sub.origin}
         if sub.error:
+            extra["graded"] = False
+            extra["flags"].insert(0, f"{gradebook.NOT_GRADED}: {sub.error}")
             verdicts = {name: Verdict(False, f"not graded: {sub.error}") for name in RUBRIC}
             return report.make_result(verdicts, f"Could not grade this submission: {sub.error}",
                                       time.monotonic() - started, extra), {}
@@ -295,10 +302,14 @@ class Grader:
             groups = build(rubric.submission_seed(self.seed, sub.content_hash))
             verdicts, note = self._run_groups(groups, module_path, folder)
             if self.execute and sub.has_notebook:
-                extra["notebook"], files["report.html"] = self._run_notebook(sub, folder)
+                began = time.monotonic()
+                (extra["notebook"], extra["notebook_status"],
+                 files["report.html"]) = self._run_notebook(sub, folder)
+                extra["notebook_seconds"] = round(time.monotonic() - began, 1)
                 files[answers.ANSWERS_FILE] = self._answers(sub)
                 note += " Notebook: " + extra["notebook"]
             elif self.execute:
+                extra["notebook_status"] = "missing"
                 note += " Notebook: none submitted (two_layer_net.ipynb)."
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -316,7 +327,8 @@ class Grader:
         return json.dumps(given)
 
     def _run_notebook(self, sub, folder):
-        """Execute the submission's notebook in a sandboxed child: (summary, report.html bytes)."""
+        """Execute the submission's notebook in a sandboxed child: (summary, status: "ran",
+        "ran with errors", "timed out" or "failed", report.html bytes)."""
         slot = self._slot()
         uid = None if self.notebook_as_root else slot.uid
         workdir = tempfile.mkdtemp(prefix="scratch-notebook-", dir=folder)
@@ -325,13 +337,17 @@ class Grader:
                    "timeout": self.limits.notebook_timeout, "memory_mb": self.limits.memory_mb,
                    "uid": uid, "gid": uid, "read_paths": [self.standin], "standin": self.standin}
         outcome = self._supervise(slot, request, {}, self.limits.notebook_timeout)
-        executed = None
+        executed, status = None, "failed"
         if outcome.failure:
             summary = f"could not be executed: {outcome.failure}"
+            status = "timed out" if outcome.failure.startswith("timed out") else "failed"
         else:
             try:
                 executed = notebook.read_notebook(outcome.arrays["notebook"].numpy().tobytes())
                 summary = notebook.summarise(outcome.meta)
+                stopped = (outcome.meta.get("errors") or {}).get("notebook") or ""
+                status = ("timed out" if "timed out" in stopped.lower() else "ran with errors"
+                          if stopped or outcome.meta.get("failed_cells") else "ran")
             except (KeyError, ValueError) as e:
                 summary = f"the execution returned no valid notebook ({e})"
         if executed is None:  # show what the student submitted, with their own outputs
@@ -341,7 +357,7 @@ class Grader:
                 summary += f" The submitted file is not a valid notebook either: {e}"
                 executed = notebook.read_notebook(notebook.EMPTY_NOTEBOOK)
             summary += " The report shows the notebook as submitted."
-        return summary, notebook.to_html(executed, summary).encode()
+        return summary, status, notebook.to_html(executed, summary).encode()
 
     def _run_groups(self, groups, module_path, folder):
         verdicts = {}
@@ -417,17 +433,24 @@ def _reap_orphans(workers=()):
 
 
 def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, progress=True,
-                execute=False):
+                execute=False, export_paths=(), single=False, add=False, policy=None,
+                formats=("plain",), visibility=None, written=None):
     """Grade every path into out_dir; returns {name: SubmissionResult} for every row of
     grades.csv (this batch's and earlier ones' still in out_dir).
 
-    Raises submission.UsageError (a SUB that does not exist) and outdir.UsageError (an unusable
-    or busy out_dir) before anything is graded, and Interrupted on Ctrl-C after writing every
-    finished result and grades.csv. A submission whose results in out_dir match its fingerprint
-    is not graded again unless `force`.
+    Raises submission.UsageError (a SUB that does not exist; an out_dir that is unusable, busy,
+    or holds rows graded from other SUBs, unless `add`) before anything is graded, and
+    Interrupted on Ctrl-C or SIGTERM after writing every finished result and grades.csv. A
+    submission whose results in out_dir match its fingerprint is not graded again unless
+    `force`. `export_paths`: SUBs named as Gradescope exports; `single`: every SUB is exactly one
+    submission (the Gradescope autograder); `policy`: a gradebook.LatePolicy; `formats`: the
+    gradebook files to write (grades.csv always); `visibility`: every test's visibility in
+    results.json (Gradescope's); `written`: {name: {"scores": {q: points}, "comments": {q: text}}}
+    for the feedback pages.
     """
-    subs = submission.collect(paths)
-    with outdir.locked(out_dir):
+    subs = exports.collect(paths, exports=export_paths, single=single)
+    with outdir.locked(out_dir), _sigterm_as_interrupt() as terminated:
+        outdir.check_sources(out_dir, paths, {sub.name for sub in subs}, add=add)
         results, todo = {}, []
         for sub in subs:
             cached = None if force else cache.cached_result(
@@ -439,20 +462,50 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
                 todo.append(sub)
         try:
             _grade_all(todo, results, out_dir=out_dir, seed=seed, public=public, limits=limits,
-                       jobs=jobs, progress=progress, execute=execute)
+                       jobs=jobs, progress=progress, execute=execute, visibility=visibility)
         finally:  # after Ctrl-C too: the gradebook of everything finished
             rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs))
             rows.update(results)
-            report.write_atomically(os.path.join(out_dir, "grades.csv"), report.grades_csv(rows))
+            for kind in {"plain", *formats}:
+                report.write_atomically(os.path.join(out_dir, gradebook.FORMAT_FILES[kind]),
+                                        gradebook.WRITERS[kind](rows, policy))
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
+            for name in results:
+                report.write_atomically(os.path.join(out_dir, name, feedback.FEEDBACK_FILE),
+                                        feedback.page(name, results[name], (written or {}).get(name)))
             if execute:
                 answers.write_reports(out_dir, list(rows))
         if len(results) != len(subs):
-            raise Interrupted(len(results), len(subs))
+            raise Interrupted(len(results), len(subs), terminated.signal)
     return rows
 
 
-def _grade_all(todo, results, *, out_dir, seed, public, limits, jobs, progress, execute):
+class _Terminated:
+    signal = None
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops the batch as Ctrl-C does (workers ended, the run folder removed, every
+    finished result written); yields an object whose `signal` is set when it came."""
+    state = _Terminated()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def stop(signum, frame):
+        state.signal = signal.SIGTERM
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _grade_all(todo, results, *, out_dir, seed, public, limits, jobs, progress, execute,
+               visibility=None):
     if not todo:
         return
     with Grader(seed, limits, min(jobs, len(todo)), public, execute) as grader:
@@ -462,6 +515,8 @@ def _grade_all(todo, results, *, out_dir, seed, public, limits, jobs, progress, 
             for future in _progress(as_completed(futures), len(futures), progress):
                 sub = futures[future]
                 result, files = future.result()
+                for test in result.tests if visibility else ():
+                    test.visibility = visibility
                 cache.store(os.path.join(out_dir, sub.name), result,
                             cache.fingerprint(sub, seed, execute), files)
                 results[sub.name] = result
@@ -482,7 +537,8 @@ def _grade_or_report(grader, sub):
               file=sys.stderr)
         why = f"the grader failed on this submission ({type(e).__name__}: {e}); regrade it"
         return report.make_result({name: Verdict(False, why) for name in RUBRIC}, why, 0.0,
-                                  {"identity": sub.identity, "flags": ["internal error"]}), {}
+                                  {"identity": sub.identity, "graded": False, "origin": sub.origin,
+                                   "flags": [f"{gradebook.NOT_GRADED}: internal error"]}), {}
 
 
 def _progress(iterable, total, enabled):

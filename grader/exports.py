@@ -1,10 +1,15 @@
-"""Folders of many submissions as instructors download them, expanded into one Submission each.
+"""The command line's SUBs, and the folders of many submissions instructors download, expanded
+into one Submission each.
 
-grader.submission.collect asks `expand` about every SUB; three layouts are recognised:
+`collect(paths)` is the batch's entry point: every SUB becomes one Submission (grader.submission
+reads it), or, when it is an export of many, one a student. The arrow runs one way: this module
+builds on grader.submission, which never imports it. Three layouts are recognised:
 
-- Gradescope's "Export Submissions": `submission_metadata.yml` at the root (of the folder, of the
-  one folder it was unzipped into, or of the .zip itself) and one entry a submission,
-  `submission_<id>/`. Ruby writes the YAML: each entry maps to `:submitters:` (a list of
+- Gradescope's "Export Submissions", by its exact layout: `submission_metadata.yml` at the root
+  (of the folder, of the one folder it was unzipped into, or of the .zip itself), every other
+  entry there a folder `submission_<digits>`, and every key of the metadata such a name (or an
+  export named as one with `--export`). Anything else is one submission, whatever files it
+  holds: a student's zip with a metadata file and folders in it speaks for nobody else. Ruby writes the YAML: each entry maps to `:submitters:` (a list of
   `:name:`, `:sid:`, `:email:`), `:created_at:`, `:score:`, `:results:`, `:history:`; PyYAML's
   safe_load reads a symbol key as a string with a leading colon (':submitters').
 - Canvas's "Download Submissions": a flat folder of `<name>_[LATE_]<user id>_<file id>_<file>`,
@@ -15,10 +20,15 @@ grader.submission.collect asks `expand` about every SUB; three layouts are recog
 - A folder of student folders: no two_layer_net.py at its top, two or more subfolders holding a
   submission; each subfolder is one, named after it.
 
+The metadata is read without aliases (a "billion laughs" file is refused, not expanded), at most
+MAX_FILE_BYTES, and a name, sid or email longer than MAX_FIELD characters is left out (a row
+whose submitters are all left out says so).
+
 A row is named after its student: Gradescope's first submitter's sid (unique in a roster, stable
 across re-exports and name changes, and what gradebooks join on), else their name, else their
 email's user part; Canvas's <name>, else the user id. Who it is goes in `identity`, for the
-gradebook: `student`, `email`, `sid` (all submitters of a group, joined with "; "),
+gradebook: `student`, `email`, `sid` (all submitters of a group, joined with "; "), `members`
+(one {student, email, sid} a submitter, so that each gets their own gradebook row),
 `submitted_at` (ISO 8601) and `late` where the export says.
 """
 import os
@@ -35,10 +45,14 @@ from grader.submission import (
     NOTEBOOK,
     Submission,
     SubmissionError,
+    UsageError,
+    assign_names,
     load,
 )
 
 METADATA = "submission_metadata.yml"
+GRADESCOPE_ENTRY = re.compile(r"submission_[0-9]+")
+MAX_FIELD = 200  # characters of a submitter's name, sid or email
 MAX_EXPORT_BYTES = 4 << 30
 MAX_EXPORT_MEMBERS = 200_000
 CANVAS_UPLOAD = re.compile(r"(?:(?P<student>.+?)_)??(?P<late>late_)?(?P<user>[0-9]+)_"
@@ -48,12 +62,54 @@ CANVAS_ENTRY = re.compile(r"(?:(?P<student>.+?)_)??(?P<late>late_)?(?P<user>[0-9
 RESUBMITTED = re.compile(r"(?P<stem>.+)-[0-9]+(?P<ext>\.(?:py|ipynb|zip))", re.IGNORECASE)
 
 
-def expand(path):
-    """The submissions in `path` when it is an export of many; None when it is one submission."""
+def collect(paths, *, exports=(), single=False):
+    """Every command-line SUB expanded into submissions with unique, safe, non-reserved names.
+
+    A SUB is one submission, or an export of many; `exports` are SUBs the instructor named as
+    Gradescope exports (`--export`), read as such whatever their layout; with `single` (the
+    Gradescope autograder: the upload is one submission) nothing is expanded. The result keeps
+    the order of `paths` and is the same for the same list. Raises UsageError, before reading
+    anything, for a SUB that does not exist or cannot be read, or an `--export` that is not one.
+    """
+    named = {os.path.abspath(p) for p in exports}
+    for path in paths:
+        check_usable(path)
+    subs = []
+    for path in paths:
+        forced = os.path.abspath(path) in named
+        origin = submission.origin_id(path)
+        expanded = None if single else expand(path, forced=forced)
+        if forced and expanded is None:
+            raise UsageError(f"--export '{path}' holds no {METADATA} at its top; pass the "
+                             "folder or .zip Gradescope's \"Export Submissions\" gave you")
+        found = [load(path)] if expanded is None else expanded
+        for sub in found:
+            sub.origin = origin
+        subs += found
+    assign_names(subs)
+    return subs
+
+
+def check_usable(path):
+    """Raise UsageError for a SUB that does not exist or that the grader cannot read."""
+    if not path or not os.path.lexists(path):
+        raise UsageError(f"submission '{path}' does not exist; pass a .py file, a .zip, a folder "
+                         f"holding {MODULE} or a folder of submissions (an export)")
+    if os.path.islink(path):
+        return  # a link is the submission's problem, reported in its row
+    need = os.R_OK | (os.X_OK if os.path.isdir(path) else 0)
+    if not os.access(path, need):
+        raise UsageError(f"submission '{path}' cannot be read by the grader (permissions); "
+                         "make it readable and run again")
+
+
+def expand(path, forced=False):
+    """The submissions in `path` when it is an export of many; None when it is one submission.
+    `forced`: the instructor named it an export, so its layout is not checked."""
     if os.path.islink(path):
         return None
     if os.path.isdir(path):
-        root = _gradescope_root(path)
+        root = _gradescope_root(path, forced)
         if root is not None:
             return _gradescope_folder(root)
         entries = _visible(path)
@@ -61,7 +117,7 @@ def expand(path):
             return None
         return _canvas_folder(path, entries) or _student_folders(path, entries)
     if os.path.isfile(path) and path.lower().endswith(".zip"):
-        return _gradescope_zip(path)
+        return _gradescope_zip(path, forced)
     return None
 
 
@@ -82,15 +138,34 @@ def _holds_submission(folder):
 
 
 
-def _gradescope_root(folder):
-    """`folder` or the one folder inside it when it holds Gradescope's metadata, else None."""
+def _gradescope_root(folder, forced=False):
+    """`folder` or the one folder inside it when it is laid out as Gradescope's export, else
+    None."""
+    root = None
     if os.path.lexists(os.path.join(folder, METADATA)):
-        return folder
-    entries = _visible(folder)
-    inner = os.path.join(folder, entries[0]) if len(entries) == 1 else None
-    if inner and _is_dir(inner) and os.path.lexists(os.path.join(inner, METADATA)):
-        return inner
-    return None
+        root = folder
+    else:
+        entries = _visible(folder)
+        inner = os.path.join(folder, entries[0]) if len(entries) == 1 else None
+        if inner and _is_dir(inner) and os.path.lexists(os.path.join(inner, METADATA)):
+            root = inner
+    if root is None or forced:
+        return root
+    others = [name for name in _visible(root) if name != METADATA]
+    if not all(GRADESCOPE_ENTRY.fullmatch(name) and _is_dir(os.path.join(root, name))
+               for name in others):
+        return None
+    try:
+        data = submission.read_file(os.path.join(root, METADATA))
+    except (SubmissionError, OSError):
+        return root  # unreadable metadata in an export's layout: rows say so
+    return root if _keys_are_entries(data) else None
+
+
+def _keys_are_entries(data):
+    """Whether the metadata's top-level keys (where it parses) are all `submission_<digits>`."""
+    metadata, problem = _parse_metadata(data)
+    return problem is not None or all(GRADESCOPE_ENTRY.fullmatch(key) for key in metadata)
 
 
 def _gradescope_folder(root):
@@ -108,7 +183,7 @@ def _gradescope_folder(root):
     return _gradescope(metadata, problem, present, lambda key: load(present[key], name=key), root)
 
 
-def _gradescope_zip(path):
+def _gradescope_zip(path, forced=False):
     """The Gradescope export in the .zip at `path`, or None when it is not one."""
     try:
         archive = zipfile.ZipFile(path)
@@ -121,6 +196,8 @@ def _gradescope_zip(path):
             if _is_canvas_download([info.filename for info in infos]):
                 raise submission.UsageError(
                     f"'{path}' is a Canvas bulk download; unzip it and pass the folder")
+            return None
+        if not forced and not _zip_is_export(archive, infos, root):
             return None
         size = os.path.getsize(path)
         if size > MAX_EXPORT_BYTES or len(infos) > MAX_EXPORT_MEMBERS:
@@ -161,6 +238,27 @@ def _zip_entry(archive, members, path, root, key):
     return sub
 
 
+def _zip_is_export(archive, infos, root):
+    """Whether the archive's entries under `root` are laid out exactly as Gradescope's export."""
+    for info in infos:
+        if not info.filename.startswith(root) or info.filename.startswith("__MACOSX/"):
+            continue
+        top, _, rest = info.filename[len(root):].partition("/")
+        if top == METADATA and not rest and not info.is_dir():
+            continue
+        if not top or top.startswith(".") or top in IGNORED_DIRS:
+            continue
+        if not GRADESCOPE_ENTRY.fullmatch(top) or not (rest or info.is_dir()):
+            return False
+    try:
+        info = archive.getinfo(root + METADATA)
+        submission.check_member(info, "the export")
+        data = submission.read_member(archive, info, "the export")
+    except (KeyError, SubmissionError):
+        return True  # unreadable metadata in an export's layout: rows say so
+    return _keys_are_entries(data)
+
+
 def _zip_root(names):
     """'' or 'folder/' when the archive holds a Gradescope export there, else None."""
     if METADATA in names:
@@ -171,13 +269,26 @@ def _zip_root(names):
     return None
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing anchors and aliases (safe_load expands them: a few KB of
+    nested aliases is a "billion laughs" that fills memory). Gradescope's export uses none."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "it uses a YAML alias (*name), which Gradescope's export never does",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def _parse_metadata(data):
     """({entry: record}, None), or ({}, what is wrong) for metadata that cannot be used."""
     unusable = "; rows are named after the export's folders and their submitters are unknown"
     try:
-        document = yaml.safe_load(data)
-    except yaml.YAMLError as e:
-        reason = " ".join(str(e).split())
+        document = yaml.load(data, Loader=_NoAliasLoader)  # noqa: S506 (a safe loader)
+    except (yaml.YAMLError, RecursionError, ValueError) as e:
+        reason = " ".join(str(e).split())[:300]
         return {}, f"Gradescope's {METADATA} cannot be parsed ({reason}){unusable}"
     if document is None:
         document = {}
@@ -191,7 +302,7 @@ def _gradescope(metadata, problem, present, load_entry, where):
     subs = []
     for key in sorted(set(present) | set(metadata)):
         record = metadata.get(key)
-        identity, name = _submitters(record)
+        identity, name, named_by = _submitters(record)
         if key in present:
             sub = load_entry(key)
         else:
@@ -201,7 +312,7 @@ def _gradescope(metadata, problem, present, load_entry, where):
                                    "holds no such folder; download the export again")
         sub.identity = identity
         if name:
-            sub.name = name
+            sub.name, sub.named_by = name, named_by
         if problem:
             sub.notes.append(problem)
         elif record is None:
@@ -218,28 +329,42 @@ def _field(record, key):
 
 
 def _text(value):
-    return "" if value is None else str(value).strip()
+    """A scalar of the metadata as text; '' for a missing value, a mapping or list, or one
+    longer than MAX_FIELD (a real name, sid or email is far shorter)."""
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    text = str(value).strip()
+    return "" if len(text) > MAX_FIELD else text
 
 
 def _submitters(record):
-    """(identity, the row's name or None) from one entry of the metadata."""
+    """(identity, the row's name or None, what it was named by) from one entry of the
+    metadata."""
     people = _field(record, "submitters")
     people = [p for p in people if isinstance(p, dict)] if isinstance(people, list) else []
-    identity = {}
-    for key, field in (("student", "name"), ("email", "email"), ("sid", "sid")):
-        values = [_text(_field(person, field)) for person in people]
+    identity, members = {}, []
+    for person in people:
+        member = {key: _text(_field(person, field))
+                  for key, field in (("student", "name"), ("email", "email"), ("sid", "sid"))}
+        members.append({k: v for k, v in member.items() if v})
+    for key in ("student", "email", "sid"):
+        values = [member.get(key, "") for member in members]
         if any(values):
             identity[key] = "; ".join(values)
+    if len(members) > 1:
+        identity["members"] = members
     created = _field(record, "created_at")
     if created is not None:
         identity["submitted_at"] = (created.isoformat() if hasattr(created, "isoformat")
                                     else _text(created))
-    if not people:
-        return identity, None
-    first = people[0]
-    name = (_text(_field(first, "sid")) or _text(_field(first, "name"))
-            or _text(_field(first, "email")).split("@")[0])
-    return identity, name or None
+    if not members:
+        return identity, None, "path"
+    first = members[0]
+    for key, kind in (("sid", "sid"), ("student", "name")):
+        if first.get(key):
+            return identity, first[key], kind
+    email = first.get("email", "").split("@")[0]
+    return identity, email or None, "email" if email else "path"
 
 
 
@@ -285,7 +410,7 @@ def _canvas_student(folder, user, items):
     items = sorted(items, key=lambda item: (item[1].re is CANVAS_ENTRY, item[0]))
     student = next((match["student"] for _, match in items if match["student"]), "")
     identity = {"student": student} if student else {}
-    identity.update(sid=user, late=any(match["late"] for _, match in items))
+    identity.update(sid=user, canvas_id=user, late=any(match["late"] for _, match in items))
     who = f"'{student or user}'"
     sub = Submission(student or user, os.path.abspath(os.path.join(folder, items[0][0])),
                      identity=identity)

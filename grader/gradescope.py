@@ -18,6 +18,8 @@ from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, kit_files
 from grader.report import write_atomically
 
 SECRET_NAME = "grader_secret.txt"
+OPTIONS_NAME = "grade_options.txt"  # run_autograder passes its words to grade.py
+VISIBILITIES = ("visible", "after_due_date", "hidden")
 SCRIPTS = "release/gradescope"
 SCRIPT_NAMES = ["setup.sh", "run_autograder"]
 # Never in the autograder: the reference solution (and the student's notebook, which the
@@ -68,12 +70,16 @@ def _save_new_secret(path):
     return seed
 
 
-def make_autograder(*, out, seed, kit=KIT_ROOT):
+def make_autograder(*, out, seed, kit=KIT_ROOT, visibility="visible"):
     """Write the autograder zip to `out` (atomically); returns an Autograder.
 
     `seed` is the instructor's secret; None generates one and saves it as grader_secret.txt in
     the kit (ignored by git) so that a local regrade draws the same hidden inputs.
+    `visibility`: when students see each test's result (Gradescope's visible, after_due_date
+    or hidden).
     """
+    if visibility not in VISIBILITIES:
+        raise GradescopeError(f"visibility '{visibility}' is not one of {', '.join(VISIBILITIES)}")
     out = os.path.abspath(out)
     if not out.endswith(".zip"):
         raise GradescopeError(f"'{out}' does not end in .zip; Gradescope takes a zip, so pass "
@@ -91,8 +97,9 @@ def make_autograder(*, out, seed, kit=KIT_ROOT):
             with open(path, "rb") as source:
                 _add(archive, name, source.read(), mode)
         _add(archive, SECRET_NAME, (str(seed) + "\n").encode(), 0o600)
+        _add(archive, OPTIONS_NAME, f"--visibility {visibility}\n".encode(), 0o644)
     write_atomically(out, buffer.getvalue(), mode=0o600)  # it holds the secret
-    return Autograder(out=out, files=[m[0] for m in members] + [SECRET_NAME],
+    return Autograder(out=out, files=[m[0] for m in members] + [SECRET_NAME, OPTIONS_NAME],
                       secret_file=secret_file)
 
 
@@ -103,11 +110,11 @@ def _add(archive, name, data, mode):
     archive.writestr(info, data)
 
 
-def build_autograder(*, out, seed, kit=KIT_ROOT):
+def build_autograder(*, out, seed, kit=KIT_ROOT, visibility="visible"):
     """`grade.py gradescope OUT.zip`: build the autograder and say what was written; the exit
     code."""
     try:
-        made = make_autograder(out=out, seed=seed, kit=kit)
+        made = make_autograder(out=out, seed=seed, kit=kit, visibility=visibility)
     except GradescopeError as e:
         print(f"grade.py gradescope: {e}", file=sys.stderr)
         return 2
@@ -116,6 +123,6 @@ def build_autograder(*, out, seed, kit=KIT_ROOT):
               f"{made.secret_file} (keep it private; `python grade.py SUB --out DIR` now grades "
               "with the same hidden inputs as Gradescope)")
     print(f"wrote {made.out} ({len(made.files)} files, with the secret seed, without the "
-          "reference solution): upload it as the assignment's autograder on Gradescope "
-          "(Ubuntu 22.04 base image)")
+          f"reference solution; tests {visibility}): upload it as the assignment's autograder "
+          "on Gradescope (Ubuntu 22.04 base image)")
     return 0

@@ -3,7 +3,9 @@
 One grader at a time writes a folder: a second one on the same DIR stops at once with a usage
 error that says which process holds it (a lock file through `filelock`, released by the kernel
 even when its holder is killed). grades.csv lists every submission graded into DIR, this batch's
-and earlier ones', so grading a class in several runs loses no row.
+and earlier ones', so grading a class in several runs loses no row; but a batch of other SUBs
+(a second export) into a folder that holds rows is refused unless asked for (`--add`): each
+results.json remembers which SUB it came from (`origin`, a digest of its path).
 """
 import contextlib
 import datetime
@@ -14,7 +16,7 @@ import socket
 import filelock
 
 from grader import report
-from grader.submission import RESERVED, UsageError
+from grader.submission import RESERVED, UsageError, origin_id
 
 LOCK_FILE = ".grade.lock"
 OWNER_FILE = ".grade.lock.owner"
@@ -82,3 +84,19 @@ def earlier_results(out_dir, exclude):
         except (OSError, ValueError, TypeError):
             continue
     return found
+
+
+
+def check_sources(out_dir, paths, names, *, add):
+    """Raise UsageError when out_dir holds rows that are not this batch's and that came from
+    other SUBs (a second export mixed into the first's grades.csv), unless `add`."""
+    if add:
+        return
+    ours = {origin_id(p) for p in paths}
+    others = {name: r for name, r in earlier_results(out_dir, exclude=names).items()
+              if (r.extra_data or {}).get("origin") not in ours}
+    if others:
+        shown = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
+        raise UsageError(f"--out '{out_dir}' already holds {len(others)} rows graded from other "
+                         f"submissions ({shown}); pass --add to put these in the same "
+                         "grades.csv, or choose another --out")

@@ -1,5 +1,4 @@
 """Results as dataclasses, and the files they become: results.json, grades.csv, the table."""
-import csv
 import io
 import json
 import os
@@ -8,6 +7,7 @@ import tempfile
 import textwrap
 from dataclasses import asdict, dataclass, field
 
+from grader import gradebook
 from grader.rubric import RUBRIC
 
 
@@ -36,16 +36,20 @@ class SubmissionResult:
 
 
 def make_result(verdicts, output, execution_time, extra_data=None):
-    """A SubmissionResult from {test name: Verdict}, in the rubric's order."""
+    """A SubmissionResult from {test name: Verdict}, in the rubric's order. Messages (which
+    may quote what a submission printed or raised) lose terminal escapes and control
+    characters, keeping line breaks: the table, results.json and feedback.html print them."""
     tests = []
     for number, (name, points) in enumerate(RUBRIC.items(), 1):
         verdict = verdicts[name]
         tests.append(TestResult(name=name, score=float(points if verdict.passed else 0),
                                 max_score=float(points),
                                 status="passed" if verdict.passed else "failed",
-                                output=verdict.message, number=str(number)))
+                                output=gradebook.plain_text(verdict.message),
+                                number=str(number)))
     return SubmissionResult(score=sum(t.score for t in tests),
-                            execution_time=round(execution_time, 3), output=output,
+                            execution_time=round(execution_time, 3),
+                            output=gradebook.plain_text(output),
                             tests=tests, extra_data=extra_data or {})
 
 
@@ -90,30 +94,9 @@ def write_results_json(path, result):
     write_atomically(path, json.dumps(asdict(result), indent=2) + "\n")
 
 
-IDENTITY_COLUMNS = ("student", "email", "sid")
-
-
-def grades_csv(results):
-    """The gradebook: one row per submission: name, the identity columns known for any row
-    (student name, email, student id), one column per test, total, and `flags` (what the
-    grader detected for a person to review; empty when nothing)."""
-    identities = {name: r.extra_data.get("identity") or {} for name, r in results.items()}
-    known = [c for c in IDENTITY_COLUMNS if any(i.get(c) for i in identities.values())]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["name", *known, *RUBRIC, "total", "flags"])
-    for name, result in sorted(results.items()):
-        scores = {t.name: t.score for t in result.tests}
-        writer.writerow([name, *(_cell(identities[name].get(c, "")) for c in known),
-                         *(_number(scores.get(t, 0.0)) for t in RUBRIC), _number(result.score),
-                         _cell("; ".join(result.extra_data.get("flags") or []))])
-    return buffer.getvalue()
-
-
-def _cell(value):
-    """A CSV cell a spreadsheet shows as text, never runs as a formula (=, +, -, @ first)."""
-    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+def grades_csv(results, policy=None):
+    """The gradebook, grades.csv (see grader.gradebook.plain)."""
+    return gradebook.plain(results, policy)
 
 
 def _number(value):
@@ -139,7 +122,8 @@ def table(result, width=100):
 
 
 def summary(results):
-    """Mean, median and per-test pass rates over a batch, as text."""
+    """Mean, median and per-test pass rates over a batch, then what a person must look at: the
+    submissions that could not be graded and the notebooks that timed out, as text."""
     if not results:
         return "no submissions graded"
     scores = [r.score for r in results.values()]
@@ -150,7 +134,29 @@ def summary(results):
         passed = sum(1 for r in results.values() for t in r.tests
                      if t.name == name and t.status == "passed")
         lines.append(f"  {name:<15} {passed / len(results):6.1%}  ({passed}/{len(results)})")
-    return "\n".join(lines)
+    return "\n".join(lines + attention(results))
+
+
+def attention(results):
+    """Lines naming what a person must look at: submissions not graded, notebooks timed out,
+    and the notebooks' times."""
+    lines = []
+    failed = gradebook.not_graded(results)
+    if failed:
+        lines.append(f"{len(failed)} submission{'s' if len(failed) > 1 else ''} could not be "
+                     f"graded (flagged in grades.csv; each results.json says why): "
+                     + ", ".join(gradebook.terminal_text(n) for n in failed))
+    extras = {n: r.extra_data or {} for n, r in sorted(results.items())}
+    timed_out = [n for n, e in extras.items() if e.get("notebook_status") == "timed out"]
+    if timed_out:
+        lines.append(f"{len(timed_out)} notebook{'s' if len(timed_out) > 1 else ''} timed out: "
+                     + ", ".join(gradebook.terminal_text(n) for n in timed_out))
+    times = [e["notebook_seconds"] for e in extras.values()
+             if isinstance(e.get("notebook_seconds"), (int, float))]
+    if times:
+        lines.append(f"notebooks: {len(times)} executed, {statistics.median(times):.0f} s median, "
+                     f"{max(times):.0f} s longest, {sum(times):.0f} s in all")
+    return lines
 
 
 def histogram_png(results):

@@ -1,8 +1,9 @@
 """Turning command-line SUBs (.py files, folders, .zips, instructors' exports) into submissions.
 
-`collect(paths)` is the batch's entry point: every SUB becomes one Submission (an export of many
-becomes one a student, see grader.exports), each with a unique, safe name that no other
-submission would have had and that is none of the batch's own files. `load(path)` reads one.
+`load(path)` reads one submission; `assign_names(subs)` gives every Submission of a batch a
+unique, safe name that no other submission would have had and that is none of the batch's own
+files. The command line's SUBs reach this module through grader.exports (which knows what an
+instructor's export is); this module never imports it back.
 
 Only regular files are read: links are refused, archives are checked member by member (no
 absolute paths, no `..`, no links, bounded sizes) before anything is read, and the staged
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 MODULE = "two_layer_net.py"
 NOTEBOOK = "two_layer_net.ipynb"
 ASSIGNMENT_FILES = {MODULE, NOTEBOOK, "submission.zip", "two_layer_net.zip"}  # named by folder
-RESERVED = {"grades.csv", "scores.png", "answers.html", "manual.csv"}  # the batch's files in --out
+RESERVED = {"grades.csv", "scores.png", "answers.html", "manual.csv",  # the batch's files in --out
+            "canvas.csv", "gradescope.csv"}
 MAX_NAME = 100
 MAX_ARCHIVE_BYTES = 50 << 20
 MAX_UNPACKED_BYTES = 50 << 20
@@ -46,8 +48,10 @@ class Submission:
     source: str
     files: dict = field(default_factory=dict)  # relative path -> bytes, from the module's folder
     error: str = None
-    identity: dict = field(default_factory=dict)  # student, email, sid, submitted_at, late
+    identity: dict = field(default_factory=dict)  # student, email, sid, submitted_at, late, members
     notes: list = field(default_factory=list)  # for the instructor, not the student's doing
+    named_by: str = "path"  # "sid" when the name is a student id from an export: such names win
+    origin: str = None  # the command-line SUB it came from, as origin_id
 
     @property
     def content_hash(self):
@@ -61,35 +65,10 @@ class Submission:
         return NOTEBOOK in self.files
 
 
-def collect(paths):
-    """Every command-line SUB expanded into submissions with unique, safe, non-reserved names.
-
-    A SUB is one submission, or an export of many (grader.exports); the result keeps the order
-    of `paths` and is the same for the same list. Raises UsageError, before reading anything,
-    for a SUB that does not exist or cannot be read.
-    """
-    from grader import exports  # exports builds on this module
-
-    for path in paths:
-        _check_usable(path)
-    subs = []
-    for path in paths:
-        expanded = exports.expand(path)
-        subs += [load(path)] if expanded is None else expanded
-    assign_names(subs)
-    return subs
-
-
-def _check_usable(path):
-    if not path or not os.path.lexists(path):
-        raise UsageError(f"submission '{path}' does not exist; pass a .py file, a .zip, a folder "
-                         f"holding {MODULE} or a folder of submissions (an export)")
-    if os.path.islink(path):
-        return  # a link is the submission's problem, reported in its row
-    need = os.R_OK | (os.X_OK if os.path.isdir(path) else 0)
-    if not os.access(path, need):
-        raise UsageError(f"submission '{path}' cannot be read by the grader (permissions); "
-                         "make it readable and run again")
+def origin_id(path):
+    """A stand-in for a command-line SUB that reveals nothing of the instructor's paths
+    (results.json may be shown to students)."""
+    return hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16]
 
 
 def natural_name(path):
@@ -126,19 +105,23 @@ def _unreserved(name):
 
 
 def assign_names(subs):
-    """Make every name safe and unique (case-insensitively) in place, in order.
+    """Make every name safe and unique (case-insensitively) in place, keeping the order.
 
-    The first holder of a name keeps it; the others get `-2`, `-3`, ..., skipping every name
-    some submission has naturally, so a suffix never takes another submission's name.
+    A name that is a student id from an export (`named_by == "sid"`) is claimed first, then the
+    others in order; the first holder of a name keeps it, the others get `-2`, `-3`, ...,
+    skipping every name some submission has naturally, so a suffix never takes another
+    submission's name. A renamed row says so in its notes (a flag in grades.csv).
     """
     natural = [_unreserved(safe_name(sub.name)) for sub in subs]
     taken = {name.lower() for name in natural}
-    claimed, repeats = set(), []
-    for sub, name in zip(subs, natural):
+    claimed, repeats = {}, []
+    order = sorted(range(len(subs)), key=lambda i: subs[i].named_by != "sid")
+    for i in order:
+        sub, name = subs[i], natural[i]
         if name.lower() in claimed:
             repeats.append((sub, name))
         else:
-            claimed.add(name.lower())
+            claimed[name.lower()] = sub
             sub.name = name
     for sub, name in repeats:
         number = 2
@@ -150,6 +133,10 @@ def assign_names(subs):
             number += 1
         taken.add(candidate.lower())
         sub.name = candidate
+        holder = claimed[name.lower()]
+        whose = " (a student id)" if holder.named_by == "sid" else ""
+        sub.notes.append(f"renamed: row '{candidate}' would have been '{name}', which is another "
+                         f"submission's name{whose}; check who this is before uploading grades")
     assert len({sub.name.lower() for sub in subs}) == len(subs), "assign_names left a duplicate"
     return subs
 
@@ -207,8 +194,9 @@ def _pick_module_folder(relpaths, where):
         raise SubmissionError(f"{where} holds no {MODULE}; submit the file with exactly that name")
     if len(folders) > 1:
         listed = ", ".join(f or "." for f in folders)
-        raise SubmissionError(f"{where} holds {MODULE} in several folders ({listed}); "
-                              "submit only one")
+        raise SubmissionError(f"{where} holds {MODULE} in several folders ({listed}), so it is "
+                              f"not one submission; submit exactly one {MODULE} (with its "
+                              "notebook), at the top or in one folder")
     return folders[0]
 
 

@@ -161,3 +161,109 @@ def test_graders_at_once_on_the_hostile_corpus_make_no_internal_error(tmp_path):
             with open(tmp_path / f"out{i}" / entry.name / "results.json") as f:
                 text = json.dumps(json.load(f))
             assert "regrade it" not in text and "fault of the grader" not in text, (entry.name, text)
+
+
+def ungradable(folder):
+    """Two submissions that cannot be graded: an archive format the grader does not read and a
+    zip holding two different two_layer_net.py; no sandbox is needed to find that out."""
+    import io
+    import zipfile
+
+    folder.mkdir(exist_ok=True)
+    (folder / "dan.rar").write_bytes(b"Rar!\x1a\x07\x00")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a/two_layer_net.py", "x = 1\n")
+        archive.writestr("b/two_layer_net.py", "x = 2\n")
+    (folder / "eve.zip").write_bytes(buffer.getvalue())
+    return [str(folder / "dan.rar"), str(folder / "eve.zip")]
+
+
+def test_submissions_that_could_not_be_graded_are_flagged_listed_and_exit_1(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert grade.main([*ungradable(tmp_path / "subs"), "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "2 submissions could not be graded" in printed and ": dan.rar, eve" in printed
+    rows = rows_of(out)
+    assert rows["dan.rar"]["flags"].startswith("could not be graded: submission 'dan.rar' is not")
+    assert rows["eve"]["flags"].startswith("could not be graded: archive 'eve.zip' holds")
+    assert (out / "eve" / "feedback.html").is_file()
+    assert "several folders" in (out / "eve" / "feedback.html").read_text()
+
+
+def test_a_second_batch_of_other_subs_into_the_same_out_is_refused_unless_add(tmp_path, capsys):
+    first, second = ungradable(tmp_path / "subs")
+    out = tmp_path / "out"
+    assert grade.main([first, "--out", str(out)]) == 1
+    assert grade.main([first, "--out", str(out)]) == 1, "the same SUB again is a rerun"
+    capsys.readouterr()
+    assert grade.main([second, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds 1 rows graded from other submissions (dan.rar)" in err and "--add" in err
+    assert set(rows_of(out)) == {"dan.rar"}, "the refused batch wrote nothing"
+    assert grade.main([second, "--out", str(out), "--add"]) == 1
+    assert set(rows_of(out)) == {"dan.rar", "eve"}
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_and_removes_the_run_folder(tmp_path):
+    subs = write_subs(tmp_path / "subs", {"amy": SOLUTION, "loops": LOOPING})
+    out = tmp_path / "out"
+    temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "two-layer-net-grade-*")))
+    grader = subprocess.Popen([sys.executable, "grade.py", *subs, "--out", str(out), "--jobs", "1",
+                               "--timeout", "30"], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    for _ in range(600):  # until amy is done and the looping one runs
+        if glob.glob(str(out / "amy" / ".grade-meta.json")):
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    grader.send_signal(signal.SIGTERM)
+    _, err = grader.communicate(timeout=30)
+    assert grader.returncode == 143, err
+    assert "Traceback" not in err and "terminated (SIGTERM)" in err, err
+    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "two-layer-net-grade-*")))
+    assert after <= temp_before, "SIGTERM left the run folder in the temp directory"
+    assert set(rows_of(out)) == {"amy"}
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_notebook_status_and_time_reach_grades_csv_and_the_summary(tmp_path, capsys):
+    import nbformat
+
+    for name, cells in (("runs", ["x = 1"]), ("hangs", ["while True:\n    pass"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "two_layer_net.py").write_text(SOLUTION)
+        (tmp_path / name / "two_layer_net.ipynb").write_text(nbformat.writes(
+            nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])))
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "two_layer_net.py").write_text(SOLUTION)
+    out = tmp_path / "out"
+    subs = [str(tmp_path / n) for n in ("runs", "hangs", "none")]
+    assert grade.main([*subs, "--out", str(out), "--execute", "--notebook-timeout", "8"]) == 0
+    rows = rows_of(out)
+    assert {n: rows[n]["notebook"] for n in rows} == {"runs": "ran", "hangs": "timed out",
+                                                      "none": "missing"}
+    assert 8 <= float(rows["hangs"]["notebook_seconds"]) < 60
+    printed = capsys.readouterr().out
+    assert "1 notebook timed out: hangs" in printed and "notebooks: 2 executed" in printed
+
+
+def test_a_canvas_download_gives_canvas_import_rows_that_keep_namesakes_and_lateness(tmp_path):
+    """Two students named John Smith, one late, as Canvas's bulk download names their files
+    (unreadable zips, so no sandbox is needed): Canvas's own ids keep them apart."""
+    folder = tmp_path / "canvas"
+    folder.mkdir()
+    (folder / "smithjohn_123456_7890123_submission.zip").write_bytes(b"PK\x03\x04 not a zip")
+    (folder / "smithjohn_LATE_456789_9123456_submission.zip").write_bytes(b"PK\x03\x04 broken")
+    out = tmp_path / "out"
+    assert grade.main([str(folder), "--out", str(out), "--format", "canvas"]) == 1
+    rows = rows_of(out)
+    assert {n: (r["sid"], r["late"]) for n, r in rows.items()} == {
+        "smithjohn": ("123456", "no"), "smithjohn-2": ("456789", "yes")}
+    with open(out / "canvas.csv") as f:
+        lines = list(csv.reader(f))
+    assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Two-layer net"]
+    assert lines[1][0] == "Points Possible" and lines[1][5] == "100"
+    assert sorted(line[1] for line in lines[2:]) == ["123456", "456789"]

@@ -90,3 +90,31 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert grade.main(["x.py", "--out", str(tmp_path), "--jobs", "0"]) == 2
     err = capsys.readouterr().err
     assert "the following arguments are required: --out" in err and "0 is not a positive" in err
+
+
+def test_a_late_penalty_without_a_due_time_is_a_usage_error(tmp_path, capsys):
+    sub = tmp_path / "amy.py"
+    sub.write_text("x = 1\n")
+    out = tmp_path / "out"
+    assert grade.main([str(sub), "--out", str(out), "--late-penalty", "10"]) == 2
+    assert grade.main([str(sub), "--out", str(out), "--due", "friday"]) == 2
+    err = capsys.readouterr().err
+    assert "--late-penalty needs --due" in err and "ISO 8601" in err
+    assert not out.exists()
+
+
+def test_grade_help_names_the_gradebook_options(capsys):
+    assert grade.main(["grade", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--format", "--due", "--late-penalty", "--late-cap", "--extensions", "--add",
+                   "--export", "--single", "{plain,canvas,gradescope}"):
+        assert option in out, option
+    assert grade.main(["gradescope", "--help"]) == 0
+    assert "{visible,after_due_date,hidden}" in capsys.readouterr().out
+
+
+def test_the_default_notebook_timeout_is_a_few_times_what_the_kits_notebook_needs():
+    """The kit's notebook needs ~50 s of CPU (docs/gradebook.md); an endless loop must not hold
+    a slot for 10 minutes."""
+    args = grade.grade_parser().parse_args(["x.py", "--out", "d"])
+    assert 3 * 50 <= args.notebook_timeout <= 6 * 50

@@ -90,8 +90,8 @@ def load_results(out, name):
         return json.load(f)
 
 
-def test_batch_exits_zero_and_writes_every_result(corpus):
-    assert corpus["code"] == 0
+def test_batch_exits_one_and_writes_every_result(corpus):
+    assert corpus["code"] == 1  # the corpus holds submissions that cannot be graded (contract §3)
     names = {grading_corpus.result_name(e) for e in corpus["entries"]}
     on_disk = {p.name for p in corpus["out"].iterdir() if p.name != ".grade.lock"}
     assert on_disk == names | {"grades.csv", "scores.png"}, "a submission wrote into the results folder"
@@ -155,7 +155,7 @@ def test_grades_csv_has_a_row_per_submission(corpus):
     with open(corpus["out"] / "grades.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(corpus["entries"])
-    assert list(rows[0]) == ["name", *rubric.RUBRIC, "total", "flags"]
+    assert list(rows[0]) == ["name", *rubric.RUBRIC, "total", "max_points", "percent", "flags"]
     by_name = {r["name"]: r for r in rows}
     assert by_name["correct"]["total"] == "100"
     assert by_name["predict_argmin"]["predict"] == "0" and by_name["predict_argmin"]["total"] == "90"

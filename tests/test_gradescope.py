@@ -59,6 +59,7 @@ def run_autograder(root, autograder_zip, files, python=sys.executable):
     (root / "submission").mkdir()
     (root / "results").mkdir()
     for name, text in files.items():
+        (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "submission" / name).write_text(text)
     env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
     env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=python, PYTHONDONTWRITEBYTECODE="1")
@@ -174,3 +175,35 @@ def test_out_must_be_a_zip(tmp_path, capsys):
     assert gradescope.build_autograder(out=str(tmp_path / "autograder"), seed="s" * 16) == 2
     assert "does not end in .zip" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_visibility_is_a_choice_when_the_autograder_is_built(tmp_path):
+    out = tmp_path / "autograder.zip"
+    assert gradescope.build_autograder(out=str(out), seed="s" * 32,
+                                       visibility="after_due_date") == 0
+    with zipfile.ZipFile(out) as archive:
+        assert archive.read("grade_options.txt").decode().split() == ["--visibility",
+                                                                      "after_due_date"]
+    with pytest.raises(gradescope.GradescopeError, match="visibility 'later' is not one of"):
+        gradescope.make_autograder(out=str(tmp_path / "x.zip"), seed="s", visibility="later")
+
+
+@pytest.mark.slow
+def test_an_ambiguous_upload_fails_that_submission_saying_what_to_upload(tmp_path):
+    """Two folders each with two_layer_net.py: one submission that cannot be graded, told what
+    to upload; never the fallback that blames the grader. Tests keep the built visibility."""
+    built = tmp_path / "autograder.zip"
+    assert gradescope.build_autograder(out=str(built), seed="s" * 32,
+                                       visibility="after_due_date") == 0
+    source = reference_source()
+    process, text = run_autograder(tmp_path / "root", str(built),
+                                   {"v1/two_layer_net.py": source,
+                                    "v2/two_layer_net.py": source + "# v2\n"})
+    assert process.returncode == 0, process.stderr[-2000:]
+    result = json.loads(text)
+    check_gradescope_schema(result)
+    assert "grader itself failed" not in result["output"]
+    assert "several folders (v1, v2)" in result["output"]
+    assert "submit exactly one two_layer_net.py" in result["output"]
+    assert result["score"] == 0 and len(result["tests"]) == len(RUBRIC)
+    assert {t["visibility"] for t in result["tests"]} == {"after_due_date"}

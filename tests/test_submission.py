@@ -1,4 +1,4 @@
-"""grader.submission.collect and grader.exports: every SUB, alone or in an instructor's export,
+"""grader.exports.collect and grader.submission: every SUB, alone or in an instructor's export,
 becomes submissions with unique, safe names and, where the export says, who they are.
 
 The exports are laid out as the real ones are: Gradescope's submission_metadata.yml as Ruby
@@ -11,7 +11,8 @@ import zipfile
 import pytest
 
 from grader import exports, submission
-from grader.submission import MODULE, NOTEBOOK, RESERVED, UsageError, collect
+from grader.exports import collect
+from grader.submission import MODULE, NOTEBOOK, RESERVED, UsageError
 
 SOURCE = b"def nn_forward_pass(params, X):\n    raise NotImplementedError\n"
 NOTEBOOK_TEXT = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
@@ -305,9 +306,11 @@ def test_canvas_rows_are_named_after_students_with_files_renamed_back(tmp_path):
     assert names(subs) == ["smithjohn", "doejane", "leeann", "smithjohn-2", "kimbo", "wupat"]
     john, jane, ann, other_john, kim, pat = subs
     assert john.files == {MODULE: SOURCE, NOTEBOOK: NOTEBOOK_TEXT} and john.error is None
-    assert john.identity == {"student": "smithjohn", "sid": "123456", "late": False}
+    assert john.identity == {"student": "smithjohn", "sid": "123456", "canvas_id": "123456",
+                             "late": False}
     assert jane.files == {MODULE: SOURCE + b"# late\n", NOTEBOOK: NOTEBOOK_TEXT}
-    assert jane.identity == {"student": "doejane", "sid": "234567", "late": True}
+    assert jane.identity == {"student": "doejane", "sid": "234567", "canvas_id": "234567",
+                             "late": True}
     assert ann.files == {MODULE: SOURCE, "helpers.py": b"x = 1\n"}
     assert ann.identity["late"] is True
     assert other_john.identity["sid"] == "456789" and other_john.error is None
@@ -359,3 +362,125 @@ def test_one_student_folder_with_the_module_below_it_stays_one_submission(tmp_pa
     write(folder / "data" / "notes.txt")
     sub, = collect([str(folder)])
     assert sub.name == "amy" and sub.files == {MODULE: SOURCE}
+
+
+def test_a_students_zip_holding_metadata_and_folders_is_one_submission(tmp_path):
+    """A zip handed in as one student's SUB speaks for nobody else: its metadata names a
+    classmate and a student who never submitted, its folders are not Gradescope's."""
+    metadata = ("alice:\n  :submitters:\n  - :name: Ann Lee\n    :sid: '3032001'\n"
+                "ghost:\n  :submitters:\n  - :name: Never Submitted\n    :sid: '3039999'\n")
+    members = {"submission_metadata.yml": metadata, f"alice/{MODULE}": SOURCE,
+               f"ghost/{MODULE}": SOURCE, f"mine/{MODULE}": SOURCE}
+    path = write(tmp_path / "mallory" / "submission.zip", zip_bytes(members))
+    sub, = collect([path])
+    assert sub.name == "mallory" and sub.identity == {}
+    assert "several folders" in sub.error and "submit exactly one" in sub.error
+
+
+def test_a_metadata_file_in_a_student_folder_beside_other_folders_is_not_an_export(tmp_path):
+    folder = tmp_path / "mallory"
+    (folder / "submission_metadata.yml").parent.mkdir(parents=True)
+    (folder / "submission_metadata.yml").write_text(
+        "submission_1:\n  :submitters:\n  - :name: Ann Lee\n    :sid: '3032001'\n")
+    write(folder / "submission_1" / MODULE)
+    write(folder / "notes" / "readme.txt")  # not an export's entry
+    sub, = collect([str(folder)])
+    assert sub.name == "mallory" and sub.identity == {}
+
+
+def test_an_export_named_with_the_option_is_read_whatever_its_layout(tmp_path):
+    folder = tmp_path / "export"
+    gradescope_export(folder)
+    write(folder / "README.txt", b"downloaded 2024-02-11")
+    unnamed = collect([str(folder)])  # not the exact layout: a folder of folders, nobody named
+    assert names(unnamed) == ["submission_212716539", "submission_212716540",
+                              "submission_212716541"]
+    assert all(sub.identity == {} for sub in unnamed)
+    assert names(collect([str(folder)], exports=[str(folder)])) == ["3032001", "3032002",
+                                                                    "Dee_Evans"]
+    plain = write(tmp_path / "amy.py")
+    with pytest.raises(UsageError, match="--export .*amy.py' holds no submission_metadata.yml"):
+        collect([plain], exports=[plain])
+
+
+def test_single_mode_never_expands_an_upload_into_several(tmp_path):
+    """Gradescope's autograder: two folders each with the module is one unusable upload whose
+    message says what to upload, not two rows."""
+    write(tmp_path / "submission" / "v1" / MODULE)
+    write(tmp_path / "submission" / "v2" / MODULE, SOURCE + b"# v2\n")
+    assert len(collect([str(tmp_path / "submission")])) == 2
+    sub, = collect([str(tmp_path / "submission")], single=True)
+    assert "holds two_layer_net.py in several folders (v1, v2)" in sub.error
+    assert f"submit exactly one {MODULE}" in sub.error
+
+
+def test_a_row_named_after_a_sid_wins_over_a_display_name_and_renames_are_flagged(tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "submission_metadata.yml").write_text(
+        "submission_1:\n  :submitters:\n  - :name: '3032002'\n"  # a display name that is a sid
+        "submission_2:\n  :submitters:\n  - :name: Bo Chen\n    :sid: '3032002'\n")
+    for key in ("submission_1", "submission_2"):
+        write(folder / key / MODULE)
+    subs = by_name(collect([str(folder)]))
+    assert subs["3032002"].identity["student"] == "Bo Chen"
+    renamed = subs["3032002-2"]
+    assert renamed.identity == {"student": "3032002"}
+    assert renamed.notes and "renamed" in renamed.notes[0] and "'3032002'" in renamed.notes[0]
+    assert subs["3032002"].notes == []
+
+
+def test_a_row_renamed_for_a_clash_between_plain_subs_is_flagged(tmp_path):
+    first, second = collect([write(tmp_path / "a" / "alice.py"), write(tmp_path / "b" / "alice.py")])
+    assert first.notes == [] and second.name == "alice-2"
+    assert "renamed" in second.notes[0] and "'alice'" in second.notes[0]
+
+
+def test_a_yaml_alias_bomb_is_refused_with_a_message_and_the_batch_goes_on(tmp_path):
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 12):  # 10**12 strings once expanded
+        previous = chr(ord("a") + level - 1)
+        name = chr(ord("a") + level)
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "submission_metadata.yml").write_text("\n".join(lines) + "\n")
+    write(folder / "submission_1" / MODULE)
+    sub, = collect([str(folder)])
+    assert sub.error is None and sub.identity == {} and sub.name == "submission_1"
+    assert "cannot be parsed" in sub.notes[0] and "alias" in sub.notes[0]
+
+
+def test_overlong_submitter_fields_are_left_out(tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "submission_metadata.yml").write_text(
+        "submission_1:\n  :submitters:\n  - :name: " + "A" * 5000 + "\n    :sid: '42'\n")
+    write(folder / "submission_1" / MODULE)
+    sub, = collect([str(folder)])
+    assert sub.identity == {"sid": "42"} and sub.name == "42"
+
+
+def test_submission_never_imports_exports():
+    """The arrow runs SUB -> exports -> submission, one way (no import back, not even lazily)."""
+    import ast
+
+    tree = ast.parse(open(submission.__file__).read())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+    assert not any(name and "exports" in name for name in imported), imported
+
+
+def test_a_metadata_file_over_the_size_cap_is_a_note_not_a_crash(tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    with open(folder / "submission_metadata.yml", "w") as f:
+        f.write("# padding\n" * ((submission.MAX_FILE_BYTES // 10) + 1))
+    write(folder / "submission_1" / MODULE)
+    sub, = collect([str(folder)])
+    assert sub.name == "submission_1" and sub.error is None and sub.identity == {}
+    assert "cannot be read" in sub.notes[0] and "more than the 20 MB" in sub.notes[0]

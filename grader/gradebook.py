@@ -1,0 +1,255 @@
+"""The gradebook: grades.csv, and the same rows in the format a gradebook imports.
+
+One row a student: a group submission gives each of its members their own row with the group's
+score. Every cell is safe in a spreadsheet and a terminal (`safe_cell`), whatever a student put
+in their name. Lateness is kept as the export said it (Gradescope's `submitted_at`, Canvas's
+LATE marker); a `LatePolicy` (a due time, a penalty per day, a cap, per-student extensions)
+turns it into a penalty in its own column, never folded silently into the tests' total.
+
+Formats (`--format`), each written beside grades.csv, with the identifiers its import matches on:
+
+- `plain` (grades.csv): name, student, email, sid, one column a test, total, max_points,
+  late columns, final (total - late_penalty, when a penalty applies), percent, notebook,
+  notebook_seconds, flags.
+- `canvas` (canvas.csv): Canvas's gradebook import: `Student`, `ID` (the Canvas user id, the
+  number in the bulk download's file names: what Canvas matches a row on, so two students of
+  the same name stay apart; a row from a Gradescope export has none and carries its school
+  SID in `SIS User ID`, or else its email in `SIS Login ID`), `Section`, then one column
+  named after the assignment holding `final`, after a `Points Possible` row.
+- `gradescope` (gradescope.csv): as Gradescope's own grade export names its columns: `Name`,
+  `SID`, `Email` (the roster's key), `Total Score` (`final`), `Max Points`, `Submission Time`,
+  `Lateness (days)`.
+"""
+import csv
+import dataclasses
+import datetime
+import io
+import math
+import re
+
+from grader.rubric import RUBRIC
+
+MAX_POINTS = sum(RUBRIC.values())
+IDENTITY_COLUMNS = ("student", "email", "sid")
+FORMATS = ("plain", "canvas", "gradescope")
+FORMAT_FILES = {"plain": "grades.csv", "canvas": "canvas.csv", "gradescope": "gradescope.csv"}
+NOT_GRADED = "could not be graded"
+
+# Terminal escapes: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), other ESC sequences,
+# and their one-byte C1 forms; then every other control character.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]"
+                      r"|\x9b[0-?]*[ -/]*[@-~]|\x9d[^\x07\x9c]*[\x07\x9c]?|\x1b")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def terminal_text(value):
+    """`value` as text without terminal escapes or control characters (each run of them, line
+    breaks and tabs included, becomes one space)."""
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return _CONTROLS.sub(" ", _ESCAPES.sub("", text))
+
+
+def plain_text(text):
+    """`text` without terminal escapes or control characters (a tab becomes a space), keeping
+    its line breaks."""
+    return "\n".join(terminal_text(line) for line in str(text).split("\n"))
+
+
+def safe_cell(value):
+    """A text cell that a spreadsheet shows as text and a terminal prints as text: no escapes,
+    no line breaks (a bare CR would start a new row in some readers), and a leading `'` when it
+    would start with a formula character (= + - @, also after spaces)."""
+    text = terminal_text(value).strip()
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def number(value):
+    """A score as a spreadsheet number: 15 rather than 15.0."""
+    value = round(float(value), 4)
+    return int(value) if value.is_integer() else value
+
+
+@dataclasses.dataclass
+class LatePolicy:
+    """How lateness becomes a penalty. `due`: aware datetime (None: no due time known);
+    `per_day`: percent of MAX_POINTS per day or part of a day late; `cap`: the most percent
+    taken; `extensions`: {identifier, lowercased (a sid, email or name; a row's name for a row
+    that knows nobody): aware datetime}."""
+    due: datetime.datetime = None
+    per_day: float = 0.0
+    cap: float = 100.0
+    extensions: dict = dataclasses.field(default_factory=dict)
+
+    def due_for(self, keys):
+        for key in keys:
+            if key and key.lower() in self.extensions:
+                return self.extensions[key.lower()]
+        return self.due
+
+
+class PolicyError(ValueError):
+    """A late policy that cannot be used (a due time or extensions file that does not parse)."""
+
+
+def parse_time(text, what):
+    """An aware datetime from ISO 8601 text ('2024-02-10 23:59', '2024-02-10T23:59:00-08:00');
+    a time without a zone is UTC."""
+    try:
+        value = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise PolicyError(f"{what} '{text}' is not a date and time; write it as "
+                          "2024-02-10T23:59:00-08:00 (ISO 8601; without a zone it is UTC)") from None
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+
+
+def read_extensions(path, due):
+    """{identifier: due datetime} from a CSV (as Excel saves it: a byte-order mark is fine) with
+    a `student` column (a sid, an email, a name or a row name) and either `due` (a date and
+    time) or `days` (added to `due`)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise PolicyError(f"--extensions '{path}' cannot be read ({e.strerror or e})") from None
+    found = {}
+    for line, row in enumerate(rows, 2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        who = row.get("student", "")
+        if not who:
+            raise PolicyError(f"--extensions '{path}' line {line}: no `student` (a sid, email or "
+                              "name); the columns are student and due (or days)")
+        if row.get("due"):
+            found[who.lower()] = parse_time(row["due"], f"--extensions line {line}: due")
+        elif row.get("days"):
+            if due is None:
+                raise PolicyError(f"--extensions '{path}' line {line} gives days; pass --due too")
+            try:
+                found[who.lower()] = due + datetime.timedelta(days=float(row["days"]))
+            except ValueError:
+                raise PolicyError(f"--extensions '{path}' line {line}: days '{row['days']}' is "
+                                  "not a number") from None
+        else:
+            raise PolicyError(f"--extensions '{path}' line {line}: '{who}' has neither due nor "
+                              "days")
+    return found
+
+
+def _members(identity):
+    """One identity a student: a group's members each, else the row's own."""
+    members = identity.get("members") or []
+    if len(members) > 1:
+        return [dict(m) for m in members]
+    return [{k: identity[k] for k in (*IDENTITY_COLUMNS, "canvas_id") if identity.get(k)}]
+
+
+def _lateness(identity, member, name, policy):
+    """(submitted_at, late, late_days, late_penalty points, flags) for one student."""
+    flags = []
+    submitted = identity.get("submitted_at", "")
+    marker = identity.get("late")
+    late, days, penalty = ("yes" if marker else ("no" if marker is False else "")), "", None
+    keys = [member.get("sid"), member.get("email"), member.get("student")]
+    # The row's name only for a row that knows nobody: a group's row is named after one member.
+    due = policy.due_for(keys if any(keys) else [name])
+    if due is not None and submitted:
+        try:
+            when = parse_time(submitted, "submitted_at")
+        except PolicyError:
+            when = None
+            flags.append(f"late: submitted_at '{submitted}' cannot be read; no penalty applied")
+        if when is not None:
+            over = (when - due).total_seconds()
+            late = "yes" if over > 0 else "no"
+            days = number(over / 86400) if over > 0 else 0
+            percent = min(policy.cap, policy.per_day * math.ceil(max(over, 0) / 86400))
+            penalty = MAX_POINTS * percent / 100
+    elif marker and policy.per_day:
+        flags.append("late by Canvas's marker, by how much is unknown: no penalty applied; "
+                     "set it by hand")
+    return submitted, late, days, penalty, flags
+
+
+def rows(results, policy=None):
+    """[dict] one a student, in name order: every column of the plain format."""
+    policy = policy or LatePolicy()
+    out = []
+    for name, result in sorted(results.items()):
+        extra = result.extra_data or {}
+        identity = extra.get("identity") or {}
+        scores = {t.name: t.score for t in result.tests}
+        members = _members(identity)
+        for member in members:
+            submitted, late, days, penalty, late_flags = _lateness(identity, member, name, policy)
+            total = result.score
+            final = max(0.0, total - penalty) if penalty else total
+            if extra.get("graded") is False:
+                final = 0.0
+            flags = list(extra.get("flags") or []) + late_flags
+            if len(members) > 1:
+                flags.append(f"group of {len(members)}: one submission, the group's score")
+            out.append({
+                "name": name, **{c: member.get(c, "") for c in (*IDENTITY_COLUMNS, "canvas_id")},
+                **{t: number(scores.get(t, 0.0)) for t in RUBRIC},
+                "total": number(total), "max_points": MAX_POINTS,
+                "submitted_at": submitted, "late": late, "late_days": days,
+                "late_penalty": "" if penalty is None else number(penalty),
+                "final": number(final), "percent": number(100 * final / MAX_POINTS),
+                "notebook": extra.get("notebook_status", ""),
+                "notebook_seconds": extra.get("notebook_seconds", ""),
+                "flags": "; ".join(flags),
+            })
+    return out
+
+
+def _write(header, records):
+    """CSV text: every text cell through safe_cell, numbers as they are."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(header)
+    for record in records:
+        writer.writerow([safe_cell(v) if isinstance(v, str) else v for v in record])
+    return buffer.getvalue()
+
+
+def plain(results, policy=None):
+    """grades.csv: the identity columns known for any row, one column a test, total, max_points,
+    the late columns (when any row has lateness; with a penalty, final = total - late_penalty),
+    percent (of final), the notebook columns (when any was run) and flags."""
+    table = rows(results, policy)
+    known = [c for c in IDENTITY_COLUMNS if any(r[c] for r in table)]
+    late = [c for c in ("submitted_at", "late", "late_days", "late_penalty")
+            if any(r[c] not in ("", None) for r in table)]
+    notebook = [c for c in ("notebook", "notebook_seconds") if any(r[c] != "" for r in table)]
+    final = ["final"] if "late_penalty" in late else []
+    header = ["name", *known, *RUBRIC, "total", "max_points", *late, *final, "percent",
+              *notebook, "flags"]
+    return _write(header, ([r[c] for c in header] for r in table))
+
+
+def canvas(results, policy=None, assignment="Two-layer net"):
+    """canvas.csv: Canvas's gradebook import (matched on ID, the Canvas user id)."""
+    table = rows(results, policy)
+    header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", assignment]
+    records = [["Points Possible", "", "", "", "", MAX_POINTS]]
+    records += [[r["student"] or r["name"], r["canvas_id"], "" if r["canvas_id"] else r["sid"],
+                 "" if r["canvas_id"] or r["sid"] else r["email"], "", r["final"]] for r in table]
+    return _write(header, records)
+
+
+def gradescope(results, policy=None):
+    """gradescope.csv: Gradescope's column names; matched on Email, then SID."""
+    table = rows(results, policy)
+    header = ["Name", "SID", "Email", "Total Score", "Max Points", "Submission Time",
+              "Lateness (days)"]
+    return _write(header, ([r["student"] or r["name"], r["sid"], r["email"], r["final"],
+                            MAX_POINTS, r["submitted_at"], r["late_days"]] for r in table))
+
+
+WRITERS = {"plain": plain, "canvas": canvas, "gradescope": gradescope}
+
+
+def not_graded(results):
+    """Names of the rows whose submission could not be graded, in order."""
+    return [name for name, r in sorted(results.items())
+            if (r.extra_data or {}).get("graded") is False]

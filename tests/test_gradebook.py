@@ -1,0 +1,213 @@
+"""grader.gradebook and grader.feedback: rows a gradebook takes as they are, cells safe in a
+spreadsheet and a terminal, lateness kept and priced in its own column, feedback per student."""
+import csv
+import datetime
+import io
+import re
+
+import pytest
+
+from grader import feedback, gradebook, report
+from grader.report import SubmissionResult
+from grader.rubric import RUBRIC
+
+UTC = datetime.timezone.utc
+
+
+def result(score_of=None, identity=None, **extra):
+    """A SubmissionResult passing every test except those given 0 in score_of."""
+    score_of = score_of or {}
+    tests = [report.TestResult(name, float(score_of.get(name, points)), float(points),
+                        "passed" if score_of.get(name, points) == points else "failed",
+                        f"message of {name}") for name, points in RUBRIC.items()]
+    return SubmissionResult(score=sum(t.score for t in tests), execution_time=1.0,
+                            output="graded", tests=tests,
+                            extra_data={"identity": identity or {}, "flags": [], **extra})
+
+
+def parse(text):
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_a_formula_after_a_bare_carriage_return_never_starts_a_row_or_a_cell():
+    hostile = "X\r=cmd|' /C calc'!A0"
+    text = report.grades_csv({"x": result(identity={"student": hostile, "sid": "1"}),
+                              "y": result(identity={"student": "\n@SUM(A1)\t", "sid": "-2+3"})})
+    # A reader that splits on any line break (as some spreadsheet importers do) sees no line
+    # that starts with a formula, and the CSV reader sees exactly two rows.
+    for line in re.split(r"\r\n|\r|\n", text):
+        assert not line.lstrip().startswith(("=", "+", "-", "@")), line
+    rows = parse(text)
+    assert len(rows) == 2
+    for row in rows:
+        for cell in row.values():
+            assert "\r" not in cell and "\n" not in cell
+            assert not cell.lstrip().startswith(("=", "+", "-", "@")), cell
+    assert rows[0]["student"] == "X =cmd|' /C calc'!A0"
+    assert rows[1]["sid"] == "'-2+3"
+
+
+def test_terminal_escapes_never_reach_a_cell_or_the_summary():
+    name = "ann\x1b]0;pwned\x07\x1b[31mred\x1b[0m\x9b2J"
+    text = report.grades_csv({"ann": result(identity={"student": name},
+                                            graded=False, flags=[f"could not be graded: {name}"])})
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+    assert parse(text)[0]["student"] == "annred"  # \x9b2J is a one-byte CSI sequence
+    summary = report.summary({name: result(graded=False)})
+    assert "\x1b" not in summary and "\x9b" not in summary
+
+
+def test_numbers_stay_numbers():
+    row, = parse(report.grades_csv({"amy": result({"forward": 0})}))
+    assert (row["forward"], row["total"], row["max_points"], row["percent"]) == ("0", "85", "100", "85")
+
+
+def gradescope_identity(submitted_at, **more):
+    return {"student": "Ann Lee", "email": "ann@school.edu", "sid": "3032001",
+            "submitted_at": submitted_at, **more}
+
+
+def test_late_penalty_is_its_own_column_per_day_started_with_a_cap():
+    due = datetime.datetime(2024, 2, 9, 23, 59, tzinfo=UTC)
+    results = {  # 8 hours late, 2.5 days late, on time, 30 days late
+        "a": result(identity=gradescope_identity("2024-02-10T07:59:00+00:00")),
+        "b": result(identity=gradescope_identity("2024-02-12T11:59:00+00:00", sid="2")),
+        "c": result(identity=gradescope_identity("2024-02-09T23:00:00+00:00", sid="3")),
+        "d": result(identity=gradescope_identity("2024-03-10T23:59:00+00:00", sid="4")),
+    }
+    policy = gradebook.LatePolicy(due=due, per_day=10, cap=50)
+    rows = {r["name"]: r for r in parse(gradebook.plain(results, policy))}
+    assert [rows[n]["late"] for n in "abcd"] == ["yes", "yes", "no", "yes"]
+    assert [rows[n]["late_penalty"] for n in "abcd"] == ["10", "30", "0", "50"]
+    assert [rows[n]["total"] for n in "abcd"] == ["100"] * 4  # never folded into the total
+    assert [rows[n]["final"] for n in "abcd"] == ["90", "70", "100", "50"]
+    assert rows["b"]["late_days"] == "2.5"
+    assert rows["a"]["submitted_at"] == "2024-02-10T07:59:00+00:00"
+
+
+def test_lateness_is_kept_without_a_policy():
+    rows = parse(gradebook.plain({
+        "a": result(identity=gradescope_identity("2024-02-10T07:59:00+00:00")),
+        "smithjohn": result(identity={"student": "smithjohn", "sid": "1", "canvas_id": "1",
+                                      "late": True})}))
+    assert rows[0]["submitted_at"] == "2024-02-10T07:59:00+00:00"
+    assert rows[1]["late"] == "yes" and rows[1].get("late_penalty", "") == ""
+
+
+def test_canvas_late_marker_with_a_penalty_is_flagged_not_guessed():
+    policy = gradebook.LatePolicy(due=datetime.datetime(2024, 2, 9, tzinfo=UTC), per_day=10)
+    row, = parse(gradebook.plain({"jane": result(identity={"student": "doejane", "sid": "7",
+                                                           "canvas_id": "7", "late": True})},
+                                 policy))
+    assert row["percent"] == "100" and "set it by hand" in row["flags"]
+
+
+def test_extensions_from_a_csv_saved_by_excel(tmp_path):
+    path = tmp_path / "extensions.csv"
+    # Excel's "CSV UTF-8": a byte-order mark, CRLF line ends.
+    path.write_bytes("\ufeffstudent,due,days\r\n3032001,,3\r\nbo@school.edu,2024-02-20T12:00,\r\n"
+                     .encode("utf-8"))
+    due = datetime.datetime(2024, 2, 9, 23, 59, tzinfo=UTC)
+    extensions = gradebook.read_extensions(str(path), due)
+    assert extensions == {"3032001": due + datetime.timedelta(days=3),
+                          "bo@school.edu": datetime.datetime(2024, 2, 20, 12, tzinfo=UTC)}
+    policy = gradebook.LatePolicy(due=due, per_day=10, extensions=extensions)
+    rows = parse(gradebook.plain({
+        "ann": result(identity=gradescope_identity("2024-02-11T00:00:00+00:00")),
+        "bo": result(identity=gradescope_identity("2024-02-11T00:00:00+00:00", sid="9",
+                                                  email="bo@school.edu"))}, policy))
+    assert [r["late"] for r in rows] == ["no", "no"] and [r["final"] for r in rows] == ["100", "100"]
+
+
+def test_a_due_time_that_does_not_parse_says_how_to_write_it():
+    with pytest.raises(gradebook.PolicyError, match="ISO 8601"):
+        gradebook.parse_time("next friday", "--due")
+
+
+def group_identity():
+    members = [{"student": "Bo Chen", "email": "bo@school.edu", "sid": "2"},
+               {"student": "Cy Diaz", "email": "cy@school.edu", "sid": "3"}]
+    return {"student": "Bo Chen; Cy Diaz", "email": "bo@school.edu; cy@school.edu",
+            "sid": "2; 3", "members": members}
+
+
+def test_each_member_of_a_group_gets_their_own_row_with_the_groups_score():
+    rows = parse(gradebook.plain({"2": result({"predict": 0}, identity=group_identity())}))
+    assert [(r["student"], r["sid"], r["email"], r["total"]) for r in rows] == [
+        ("Bo Chen", "2", "bo@school.edu", "90"), ("Cy Diaz", "3", "cy@school.edu", "90")]
+    assert all("group of 2" in r["flags"] for r in rows)
+
+
+def test_canvas_format_is_canvas_gradebook_import_and_keeps_namesakes_apart():
+    results = {"smithjohn": result(identity={"student": "smithjohn", "sid": "123456",
+                                             "canvas_id": "123456", "late": False}),
+               "smithjohn-2": result({"loss": 0}, identity={"student": "smithjohn",
+                                                            "sid": "456789",
+                                                            "canvas_id": "456789"})}
+    lines = list(csv.reader(io.StringIO(gradebook.canvas(results, assignment="HW2"))))
+    assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "HW2"]
+    assert lines[1] == ["Points Possible", "", "", "", "", "100"]
+    assert sorted((row[1], row[5]) for row in lines[2:]) == [("123456", "100"), ("456789", "90")]
+
+
+def test_gradescope_format_names_gradescopes_columns_and_matches_on_email():
+    lines = list(csv.reader(io.StringIO(gradebook.gradescope(
+        {"2": result(identity=group_identity())}))))
+    assert lines[0][:5] == ["Name", "SID", "Email", "Total Score", "Max Points"]
+    assert [row[:5] for row in lines[1:]] == [["Bo Chen", "2", "bo@school.edu", "100", "100"],
+                                              ["Cy Diaz", "3", "cy@school.edu", "100", "100"]]
+
+
+def test_notebook_status_and_time_are_columns():
+    rows = parse(gradebook.plain({
+        "a": result(notebook_status="ran", notebook_seconds=21.5),
+        "b": result(notebook_status="timed out", notebook_seconds=120.0),
+        "c": result(notebook_status="missing")}))
+    assert [(r["notebook"], r["notebook_seconds"]) for r in rows] == [
+        ("ran", "21.5"), ("timed out", "120.0"), ("missing", "")]
+
+
+def test_the_summary_names_what_could_not_be_graded_and_what_timed_out():
+    text = report.summary({"amy": result(), "ben": result(graded=False),
+                           "cat": result(graded=False), "dan": result(notebook_status="timed out",
+                                                                      notebook_seconds=120.0)})
+    assert "2 submissions could not be graded (flagged in grades.csv; each results.json says " \
+           "why): ben, cat" in text
+    assert "1 notebook timed out: dan" in text
+    assert "notebooks: 1 executed" in text
+
+
+def test_feedback_page_is_sanitised_and_holds_tests_written_scores_and_comments():
+    res = result({"loss": 0}, identity={"student": "<script>alert(1)</script>"})
+    res.tests[1].output = "loss off by 0.5 <img src=x onerror=alert(1)>"
+    page = feedback.page("amy", res, {"scores": {"q1": 4.5, "q2": 5}, "max": {"q1": 5, "q2": 5},
+                                      "comments": {"q1": "Say why <b>ReLU</b> helps."}})
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert "<script" not in page and "onerror" not in page.replace("onerror=alert", "")
+    assert "<img" not in page
+    for text in ("forward", "15/15", "loss", "0/10", "loss off by 0.5", "q1", "4.5/5",
+                 "Say why &lt;b&gt;ReLU&lt;/b&gt; helps.", "90/100"):
+        assert text in page, text
+    assert "script" not in page.split("<body>")[1].replace("&lt;script&gt;", "")
+
+
+def test_an_extension_is_one_students_even_in_a_group():
+    due = datetime.datetime(2024, 2, 9, 23, 59, tzinfo=UTC)
+    identity = {**group_identity(), "submitted_at": "2024-02-11T07:59:00+00:00"}
+    policy = gradebook.LatePolicy(due=due, per_day=10,
+                                  extensions={"2": due + datetime.timedelta(days=2)})
+    rows = parse(gradebook.plain({"2": result(identity=identity)}, policy))
+    assert [(r["student"], r["late"], r["late_penalty"], r["final"]) for r in rows] == [
+        ("Bo Chen", "no", "0", "100"), ("Cy Diaz", "yes", "20", "80")]
+
+
+def test_test_messages_lose_terminal_escapes_but_keep_their_lines():
+    from grader.rubric import Verdict
+
+    message = "raised ValueError: \x1b]52;c;cGF5bG9hZA==\x07boom\x1b[2J\nsecond line"
+    made = report.make_result({name: Verdict(False, message) for name in RUBRIC},
+                              "out \x1b[31mred", 0.0)
+    assert made.tests[0].output == "raised ValueError: boom\nsecond line"
+    assert made.output == "out red"
+    table = report.table(made)
+    assert "\x1b" not in table and "\x07" not in table and "second line" in table
