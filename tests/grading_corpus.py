@@ -231,7 +231,7 @@ def entries(instructor_files, results_dir):
               "is below 1e-12, as at ordinary training scores",
               source=edit("    log_probs = shifted - torch.log(exp_scores.sum(dim=1, keepdim=True))\n",
                           "    log_probs = torch.log(probs + 1e-12)\n"),
-              expect={"loss": r"ordinary training magnitude", "loss_stability": "relative error"}),
+              expect={"loss": r"loss relative error", "loss_stability": "relative error"}),
         Entry("softmax_over_columns", "softmax normalised over dim=0 after subtracting the row "
               "maximum: no hint about overflow, which it does not have",
               source=edit("    probs = exp_scores / exp_scores.sum(dim=1, keepdim=True)\n"

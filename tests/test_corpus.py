@@ -30,7 +30,8 @@ def selected(entries):
     return [e for e in entries if not only or e.name in only or e.name in ALWAYS]
 
 
-ALWAYS = ("correct", "half_regulariser", "predict_argmin", "train_decays_every_iteration", "stubs")
+ALWAYS = ("correct", "half_regulariser", "predict_argmin", "train_decays_every_iteration", "stubs",
+          "empty_folder")
 
 
 def all_entries(instructor_files, results_dir):
