@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from grader import batch, rubric, wire  # noqa: E402
+from grader import batch, rubric, standins, wire  # noqa: E402
+from grader import groups as groups_module  # noqa: E402
 
 SOLUTION = os.path.join(ROOT, "tests", "submissions", "student_solution.py")
 NAIVE_CHILD = """
@@ -72,9 +73,7 @@ def naive(paths, jobs, groups, scratch):
         folder = tempfile.mkdtemp(dir=scratch)
         module = os.path.join(folder, "two_layer_net.py")
         shutil.copy(path, module)
-        stand_in = os.path.join(folder, "linear_classifier.py")
-        with open(stand_in, "w") as f:
-            f.write(batch.STANDIN)
+        standins.write(folder)
         output = subprocess.run([sys.executable, "-c", code, request_file, module],
                                 capture_output=True, check=True, env=env).stdout
         score = 0
@@ -98,7 +97,7 @@ def main(argv=None):
                         help="parallel jobs for both sides (default: grade.py's, the cores)")
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each side")
     args = parser.parse_args(argv)
-    groups = rubric.build("bench")
+    groups = groups_module.build("bench")
     times = {"grade.py (fork server)": [], "fresh interpreter per submission": []}
     with tempfile.TemporaryDirectory() as scratch:
         paths = make_submissions(scratch, args.n)

@@ -1,37 +1,36 @@
-"""Read a submission's source, in the grader's own process, for routes to torch.autograd.
+"""Read a submission's source, in the grader's own process: the explaining layer of the grader.
 
-The child that runs a submission watches for autograd too, but the submission runs there as well
-and can undo the watch. This audit parses the .py files with `ast` in the grader's process, which
-the submission's code never reaches, and reports three kinds of finding:
+The walls and the process model carry the hard guarantees (a child cannot start programs, shadow
+the standard library or reach another submission; the child watches for autograd at run time).
+This audit parses the .py files with `ast` in the grader's process, which the submission's code
+never reaches, and explains what it finds with the file and line. The rules are a table,
+grader/audit_rules.py: autograd, finite differences, tampering (frames, torch's internals,
+patched modules, other processes, raw descriptors), unverifiable (code hidden from a reader).
 
-- autograd: gradients computed by torch (`.backward()`, `torch.autograd`, `torch.func`, `.grad`,
-  `requires_grad=True`, dual numbers, hooks, `torch.optim`).
-- tampering: reaching the grader's or torch's internals, or leaving the watched process: frames,
-  the autograd engine, `torch._C`, gc walks, `sys.modules`, ctypes, the grader's own modules,
-  patched modules, raw descriptors and /proc, signals, sockets, other processes.
-- unverifiable: hiding what is called: computed attribute names, eval/exec/compile, dynamic or
-  unknown imports, dunder names, star imports, code loaded from data (pickle, torch.load).
-The kit's helpers.py holds autograd oracles: only its plain helpers may be called.
+What a finding costs (`gradient_verdict`): a SURE finding that graded code reaches scores the
+gradient tests 0 (autograd or finite differences reachable from nn_forward_backward: e.g.
+torch.autograd.grad, `.backward()` on what is not an object of the submission's own classes,
+torch.func, helpers.numeric_gradient; tampering reachable from any graded function or at import).
+Everything else is at most a flag for a person (`flags`): what the audit is unsure of (hooks,
+requires_grad, a method name that the submission's own classes define too, hidden names) and
+whatever the graded functions cannot reach (tuning code, find_best_net, notebook helpers, code
+under `if __name__ == "__main__":`). Hidden names there are not even flagged.
 
-Guaranteed: a submission whose backward pass uses autograd through any route visible in its source,
-or that hides what it calls anywhere, scores 0 on the gradient tests (`gradient_verdict`). Names
-are resolved through imports, the submission's own modules and simple aliases (`import torch as t`,
-`g = t.autograd.grad`, `getattr(x, "grad")`), so renaming hides nothing; a local variable that only
-shares a name (`grad`, `grads`) is not a finding.
+Names are resolved through imports, the submission's own modules and simple aliases (`import
+torch as t`, `g = t.autograd.grad`, `getattr(x, "grad")`), and through its own classes: a
+`Linear.backward` the student wrote, called on `fc = Linear(...)` or on `self`, is the
+student's, and so is a `self.grad` field. Switching autograd off (`torch.no_grad`,
+`set_grad_enabled(False)`, `requires_grad_(False)`, `detach`) is no finding.
 Not seen: autograd inside a third-party library that the submission calls innocently; objects
-passed under new names through containers or arguments (modules may not be passed at all); a
-descriptor number held in a variable and given to open(); code the submission writes to files at
-run time, caught only by the exec and import rules (importing a module that is neither the
-submission's, the standard library's nor installed is unverifiable; one written under such a name
-is not); environment variables set under computed names. Threads are not flagged: they run the
-submission's own code, read here, in the process the run-time watch covers.
+passed under new names through containers or arguments; code the submission writes to files at
+run time (the walls and the run-time watch cover what runs).
 
 Only two_layer_net.py and the files it imports are read (no other file runs when it is graded);
-unchanged copies of the kit's modules that come with a release are the kit's. A finding is in the
-backward pass when it lies at module level (import-time code runs before every test) or in a
-top-level function or class reachable from nn_forward_backward: by name (called, passed as a value
-or decorated), as `module.name` of an own module, or as `obj.method` when a class of the
-submission defines `method`. Code under `if __name__ == "__main__":` is not reachable.
+unchanged copies of the kit's modules that come with a release are the kit's. A finding is
+reachable from a function when it lies at module level (import-time code runs before every
+test) or in a top-level function or class that the function reaches: by name (called, passed as
+a value or decorated), as `module.name` of an own module, or as `obj.method` when a class of the
+submission defines `method`.
 """
 import ast
 import builtins
@@ -42,12 +41,24 @@ import re
 import sys
 from dataclasses import dataclass
 
-from grader import KIT_ROOT
+from grader import KIT_ROOT, audit_rules
+from grader.audit_rules import (
+    AUTOGRAD,
+    NUMERIC,
+    PLAIN_DUNDERS,
+    PRIVATE,
+    STORED_DUNDERS,
+    SURE,
+    SWITCHES_OFF,
+    TAMPERING,
+    UNVERIFIABLE,
+    WRITABLE,
+)
 
-AUTOGRAD, TAMPERING, UNVERIFIABLE = "autograd", "tampering", "unverifiable"
 ENTRY = "nn_forward_backward"
+GRADED = (ENTRY, "nn_forward_pass", "nn_train", "nn_predict")  # the functions the rubric calls
 MAIN = "__main__"  # the owner of code under `if __name__ == "__main__":`, which nothing reaches
-KIT_MODULES = {"linear_classifier", "helpers", "grader", "grade", "main"}  # importable in a child
+KIT_MODULES = {"linear_classifier", "eecs598", "helpers", "grader", "grade", "main"}  # importable in a child
 KIT_COPIES = {"helpers.py", "grade.py", "main.py"}  # a release's copies, often submitted with it
 COMPILED = (".so", ".pyd", ".pyc")  # importable, but not source this audit can read
 DEEP = "code nested too deeply to read"
@@ -62,88 +73,19 @@ class Finding:
     file: str
     line: int
     what: str  # for students: "loss.backward()", "sys._getframe (walks the grader's call stack)"
-    in_backward: bool
+    in_backward: bool  # reachable from nn_forward_backward (or at import)
+    sure: bool = True  # audit_rules.SURE: costs points where reached; else only a flag
+    in_graded: bool = True  # reachable from a function the rubric calls (or at import)
 
 
-def _rules(kind, note, names):
-    return {name: (kind, note) for name in names.split()}
-
-
-def _allowed(names):
-    return dict.fromkeys(names.split())
-
-
-STACK = "walks the grader's call stack"
-_SPAWN = " ".join(f"os.{verb}{tail}" for verb in ("exec", "spawn")
-                  for tail in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe"))
-# Resolved dotted names; the longest match decides; None allows. Matched from the name's start
-# and from any gateway in it (linear_classifier.torch.autograd is torch.autograd).
+# Resolved dotted names are matched from the name's start and from any gateway in it
+# (linear_classifier.torch.autograd is torch.autograd).
 GATEWAYS = {"torch", "functorch", "sys", "os", "builtins", "gc", "ctypes", "importlib", "inspect",
-            "subprocess", "pickle", "helpers", "grader"}
-DOTTED = {
-    **_rules(AUTOGRAD, "", "torch.autograd torch.func functorch torch.optim torch.enable_grad "
-                           "torch.set_grad_enabled torch.nn.utils.stateless"),
-    **_allowed("torch.autograd.no_grad torch.autograd.grad_mode.no_grad types.SimpleNamespace "
-               "gc.collect pickle.dump pickle.dumps pickle.HIGHEST_PROTOCOL marshal.dump "
-               "marshal.dumps"),
-    **_rules(TAMPERING, STACK, "sys._getframe sys._current_frames sys._current_exceptions "
-             "sys.settrace sys.setprofile sys.last_traceback sys.monitoring threading.settrace "
-             "threading.setprofile threading.settrace_all_threads threading.setprofile_all_threads "
-             "inspect traceback.walk_stack traceback.walk_tb builtins.breakpoint pdb bdb"),
-    **_rules(TAMPERING, "reaches objects the grader owns", "sys.modules sys.meta_path "
-             "sys.path_hooks sys.path_importer_cache sys.addaudithook gc unittest.mock mock"),
-    **_rules(TAMPERING, "reads or writes memory directly", "ctypes _ctypes cffi mmap"),
-    **_rules(TAMPERING, "torch's internals", "torch.ops torch.library"),
-    **_rules(TAMPERING, "the grader's own code", "grader grade __main__"),
-    **_rules(AUTOGRAD, "the kit's helpers: only its plain ones may be called", "helpers"),
-    **_allowed("helpers.get_toy_data helpers.load_toy_reference helpers.rel_error "
-               "helpers.numeric_gradient helpers.grad_check helpers.MissingGradients "
-               "helpers.require_gradients helpers.load_digits_data helpers.find_cifar10_folder "
-               "helpers.load_cifar10 helpers.plot_stats helpers.plot_loss_curves "
-               "helpers.show_net_weights helpers.use_threads helpers.accuracy helpers.final_loss"),
-    **_rules(TAMPERING, "runs code in another process, out of the grader's watch", "subprocess "
-             "multiprocessing torch.multiprocessing torch.distributed pty os.system os.popen "
-             "os.fork os.forkpty os.posix_spawn os.posix_spawnp asyncio.create_subprocess_exec "
-             "asyncio.create_subprocess_shell concurrent.futures.ProcessPoolExecutor " + _SPAWN),
-    **_rules(TAMPERING, "writes to descriptors it did not open", "os.write os.writev os.pwrite "
-             "os.pwritev os.dup os.dup2 os.fdopen os.sendfile os.splice os.copy_file_range "
-             "os.openpty fcntl"),
-    **_rules(TAMPERING, "signals or leaves the grader's processes", "os.kill os.killpg os.setsid "
-             "os.setpgid os.setpgrp os.pidfd_open signal"),
-    **_rules(TAMPERING, "opens a network connection", "socket"),
-    **_rules(UNVERIFIABLE, "runs code from a string", "builtins.eval builtins.exec "
-             "builtins.compile code codeop timeit doctest runpy cProfile profile trace site "
-             "typing.get_type_hints typing.ForwardRef torch.jit torch.fx "
-             "torch.utils.cpp_extension"),
-    **_rules(UNVERIFIABLE, "imports by a computed name", "builtins.__import__ importlib imp "
-             "pkgutil pydoc zipimport torch.hub"),
-    **_rules(UNVERIFIABLE, "loads code from data", "pickle _pickle cPickle marshal dill "
-             "cloudpickle shelve joblib copyreg pandas.read_pickle torch.package torch.export"),
-    **_rules(UNVERIFIABLE, "looks objects up by computed names", "builtins.globals builtins.vars "
-             "builtins.locals operator.attrgetter operator.methodcaller string.Formatter "
-             "torch.overrides"),
-    **_rules(UNVERIFIABLE, "builds functions or classes from data", "types"),
-    **_rules(UNVERIFIABLE, "passed as a value, so the name it reaches cannot be read",
-             "builtins.getattr builtins.setattr builtins.delattr builtins.hasattr"),
-}
-PRIVATE = {"torch": "torch's internals", "sys": "the interpreter's internals"}  # x._anything
-# Attribute names that mean the same on any object.
-ATTRS = {
-    **_rules(AUTOGRAD, "", "backward grad _grad grad_fn _grad_fn requires_grad_ retain_grad "
-             "register_hook register_post_accumulate_grad_hook register_backward_hook "
-             "register_full_backward_hook register_full_backward_pre_hook make_dual unpack_dual "
-             "dual_level forward_ad"),
-    **_rules(TAMPERING, "torch's autograd engine", "_execution_engine run_backward"),
-    **_rules(TAMPERING, STACK, "f_back f_locals f_globals f_builtins f_code f_trace tb_frame "
-             "tb_next gi_frame cr_frame ag_frame __traceback__"),
-}
+            "subprocess", "pickle", "helpers", "grader", "eecs598", "posix"}
+DOTTED, ATTRS = audit_rules.tables()
 GETATTR = {"builtins.getattr": ast.Load, "builtins.hasattr": ast.Load,
            "builtins.setattr": ast.Store, "builtins.delattr": ast.Del}
 OPENERS = {"builtins.open", "io.open", "io.FileIO", "os.open"}
-PLAIN_DUNDERS = {"__init__", "__name__", "__doc__", "__file__", "__version__", "__all__",
-                 "__qualname__"}  # dunder names a submission may read
-STORED_DUNDERS = {"__version__", "__all__", "__author__"}  # and assign (not `__name__ = ...`)
-WRITABLE = ("torch.backends.",)  # settings a submission may change: they reach no gradient
 PROC = re.compile(r"/proc\b|/dev/fd\b")
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -178,17 +120,26 @@ def _literal_attribute(call, names):
 
 
 def _dotted_rule(dotted):
-    """(kind, note) for a resolved dotted name, or None."""
+    """(kind, note, sure) for a resolved dotted name, or None."""
     parts = dotted.split(".")
     for i in [0] + [i for i in range(1, len(parts)) if parts[i] in GATEWAYS]:
         for j in range(len(parts), i, -1):
             if ".".join(parts[i:j]) in DOTTED:
                 return DOTTED[".".join(parts[i:j])]
         if parts[i] in PRIVATE and any(p[:1] == "_" and not _dunder(p) for p in parts[i + 1:]):
-            return TAMPERING, PRIVATE[parts[i]]
+            return TAMPERING, PRIVATE[parts[i]], SURE
     if parts[0][:1] == "_" and not _dunder(parts[0]):  # _posixsubprocess, _thread, _testcapi
-        return TAMPERING, "the interpreter's internals"
+        return TAMPERING, "the interpreter's internals", SURE
     return None
+
+
+def _after_allowed(dotted):
+    """The parts of a dotted name after its module and after its longest allowed prefix (in
+    `eecs598.grad.rel_error`, `grad` is the course package's module, not an attribute)."""
+    parts = dotted.split(".")
+    start = max([j for j in range(1, len(parts) + 1)
+                 if DOTTED.get(".".join(parts[:j]), 0) is None], default=1)
+    return parts[start:]
 
 
 def _alias(node):
@@ -233,6 +184,44 @@ def _installed():
     return frozenset(sys.stdlib_module_names).union(importlib.metadata.packages_distributions())
 
 
+class _OwnClasses:
+    """What the submission's own classes define, so that `layer.backward(dout)` on an instance
+    of the student's `Linear` is the student's method, not torch's."""
+
+    def __init__(self, trees=()):
+        self.classes, self.attrs, self.instances = set(), set(), set()
+        for tree in trees:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    self.classes.add(node.name)
+                    self.attrs.update(s.name for s in node.body if isinstance(s, DEFS))
+                    self.attrs.update(n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+                                      and not isinstance(n.ctx, ast.Load) and self._is_self(n.value))
+        for tree in trees:
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and self._new(node.value):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    self.instances.update(ast.unparse(t) for t in targets
+                                          if isinstance(t, (ast.Name, ast.Attribute)))
+
+    @staticmethod
+    def _is_self(node):
+        return isinstance(node, ast.Name) and node.id == "self"
+
+    def _new(self, node):
+        func = node.func if isinstance(node, ast.Call) else None
+        return isinstance(func, ast.Name) and func.id in self.classes \
+            or isinstance(func, ast.Attribute) and func.attr in self.classes  # layers.Linear()
+
+    def owns(self, receiver, name, reader):
+        """True when `receiver.attr` is surely the submission's own (an own class defines the
+        name and the receiver is `self`, a new instance or a name bound to one), else None."""
+        known = self._is_self(receiver) or self._new(receiver) or (
+            isinstance(receiver, (ast.Name, ast.Attribute)) and ast.unparse(receiver) in self.instances
+            and not (isinstance(receiver, ast.Name) and receiver.id in reader.names))
+        return True if known and name in self.attrs else None
+
+
 class _Reader(ast.NodeVisitor):
     """One file: its import bindings, its findings (each with its owner: "" for module level, a
     top-level function or class, or MAIN) and the names and attributes each owner mentions."""
@@ -240,6 +229,7 @@ class _Reader(ast.NodeVisitor):
     def __init__(self, file, tree, own):
         module = _module_name(file)
         self.own = own  # {module name: its bindings} for every file of the submission
+        self.shared = _OwnClasses()  # what every file's classes define, set before read()
         self.package = module if file.endswith("__init__.py") else module.rpartition(".")[0]
         self.names, self.modules, self.stars, self.found = {}, set(), [], {}
         self.owner, self.refs, self.attrs, self.functions, self.methods = "", {}, {}, set(), {}
@@ -318,8 +308,9 @@ class _Reader(ast.NodeVisitor):
             self.visit(node)
         self.owner = saved
 
-    def _found(self, kind, node, what):
-        self.found.setdefault((kind, node.lineno), (what, self.owner))  # one of each kind a line
+    def _found(self, kind, node, what, sure=None):
+        sure = kind != UNVERIFIABLE if sure is None else sure  # unverifiable: never sure
+        self.found.setdefault((kind, node.lineno), (what, self.owner, sure))  # one a kind a line
 
     def _mention(self, names, attr=None):
         self.refs.setdefault(self.owner, set()).update(names)
@@ -378,32 +369,43 @@ class _Reader(ast.NodeVisitor):
     def _check(self, node, dotted, name):
         rule = self._rule(node, dotted, name, isinstance(node, ast.Attribute), node.audit_parent)
         if rule:
-            self._found(rule[0], node, rule[1])
+            self._found(rule[0], node, rule[1], rule[2])
 
     def _rule(self, node, dotted, name, attribute, parent):
-        """(kind, what) for one name or attribute access, or None."""
+        """(kind, what, sure) for one name or attribute access, or None."""
         if dotted and self._own(dotted):  # the submission's own code, read where it stands
             dotted, attribute = None, False
         if attribute and not isinstance(node.ctx, ast.Load) and dotted \
                 and not dotted.startswith(WRITABLE):
-            return TAMPERING, f"{dotted} = ... (patches {dotted.partition('.')[0]})"
+            return TAMPERING, f"{dotted} = ... (patches {dotted.partition('.')[0]})", SURE
         if attribute and name == "requires_grad" and isinstance(node.ctx, ast.Store) \
                 and not _is_const(getattr(parent, "value", None), False):
-            return AUTOGRAD, f"{ast.unparse(node)} = True"
-        own_method = attribute and isinstance(node.value, ast.Name) and node.value.id == "self" \
-            and name in self.methods.get(self.owner, ())
-        hit = next((p for p in (dotted.split(".")[1:] if dotted else [name] * attribute)
+            return AUTOGRAD, f"{ast.unparse(node)} = True", not SURE
+        hit = next((p for p in (_after_allowed(dotted) if dotted else [name] * attribute)
                     if p in ATTRS), None)
-        rule = ATTRS[hit] if hit and not own_method else dotted and _dotted_rule(dotted)
+        own = hit and not dotted and self.shared.owns(node.value, name, self)
+        if own is True:  # a method or field of the submission's own class
+            return None
+        rule = ATTRS[hit] if hit else dotted and _dotted_rule(dotted)
+        if rule and own is None and hit in self.shared.attrs:
+            rule = (*rule[:2], not SURE)  # the name is one the submission's classes define too
         plain = STORED_DUNDERS if isinstance(node.ctx, ast.Store) else PLAIN_DUNDERS
         if not rule and _dunder(name) and name not in plain:
-            rule = UNVERIFIABLE, "a dunder name: what it reaches cannot be read"
-        if not rule:
+            rule = UNVERIFIABLE, "a dunder name: what it reaches cannot be read", not SURE
+        if not rule or self._switched_off(node, dotted or name, parent):
             return None
         called = isinstance(parent, ast.Call) and parent.func is getattr(node, "audit_call", node) \
             and not dotted
         shown = dotted.removeprefix("builtins.") if dotted else ast.unparse(node)[:60]
-        return rule[0], shown + "()" * called + (f" ({rule[1]})" if rule[1] else "")
+        return rule[0], shown + "()" * called + (f" ({rule[1]})" if rule[1] else ""), rule[2]
+
+    @staticmethod
+    def _switched_off(node, name, parent):
+        """`torch.set_grad_enabled(False)`, `x.requires_grad_(False)`: autograd switched off."""
+        called = isinstance(parent, ast.Call) and parent.func is getattr(node, "audit_call", node)
+        values = [*parent.args, *(kw.value for kw in parent.keywords)] if called else []
+        return (called and values and all(_is_const(v, False) for v in values)
+                and (name in SWITCHES_OFF or name.rpartition(".")[2] in SWITCHES_OFF))
 
     def visit_Call(self, node):
         func = self.resolve(node.func)
@@ -414,29 +416,30 @@ class _Reader(ast.NodeVisitor):
         if func in GETATTR:
             self._found(UNVERIFIABLE, node, f"{func[9:]} with a computed name")
             return self._visit_as(self.owner, [*node.args, *node.keywords])
-        for kind, what in self._call_rules(node, func):
-            self._found(kind, node, what)
+        for kind, what, sure in self._call_rules(node, func):
+            self._found(kind, node, what, sure)
         self.generic_visit(node)
 
     @staticmethod
     def _call_rules(node, func):
         values = {kw.arg: kw.value for kw in node.keywords}
         if "requires_grad" in values and not _is_const(values["requires_grad"], False):
-            yield AUTOGRAD, "requires_grad=True"
+            yield AUTOGRAD, "requires_grad=True", not SURE
         if "allow_pickle" in values and not _is_const(values["allow_pickle"], False):
-            yield UNVERIFIABLE, "allow_pickle=True (loads code from data)"
+            yield UNVERIFIABLE, "allow_pickle=True (loads code from data)", not SURE
         if func in ("torch.load", "torch.serialization.load") and "weights_only" in values \
                 and not _is_const(values["weights_only"], True):  # True by default since 2.6
-            yield UNVERIFIABLE, "torch.load without weights_only=True (loads code from data)"
+            yield UNVERIFIABLE, "torch.load without weights_only=True (loads code from data)", \
+                not SURE
         if func == "builtins.type" and len(node.args) == 3:
-            yield UNVERIFIABLE, "type() with three arguments (builds a class from data)"
+            yield UNVERIFIABLE, "type() with three arguments (builds a class from data)", not SURE
         if func == "torch.inference_mode" and not all(
                 _is_const(v, True) for v in [*node.args, *values.values()]):
-            yield AUTOGRAD, "torch.inference_mode(False)"
+            yield AUTOGRAD, "torch.inference_mode(False)", not SURE
         first = node.args[0] if node.args else None
         if func in OPENERS and isinstance(first, ast.Constant) and isinstance(first.value, int):
             yield TAMPERING, (f"{func.removeprefix('builtins.')}({first.value}) (writes to "
-                              "descriptors it did not open)")
+                              "descriptors it did not open)"), SURE
 
     def visit_Constant(self, node):
         text = node.value.decode("latin-1") if isinstance(node.value, bytes) else node.value
@@ -446,7 +449,7 @@ class _Reader(ast.NodeVisitor):
             self._found(TAMPERING, node, f"the path '{text[:40]}' (another process's memory or "
                                          "descriptors)")
         if node.value == "requires_grad":
-            self._found(AUTOGRAD, node, "'requires_grad' as a string")
+            self._found(AUTOGRAD, node, "'requires_grad' as a string", not SURE)
         if "WEIGHTS_ONLY" in text:  # TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turns torch.load's default
             self._found(UNVERIFIABLE, node, f"'{text[:40]}' (loads code from data)")
 
@@ -469,9 +472,9 @@ def _imported_files(readers):
     return kept
 
 
-def _reachable(readers):
-    """{(file, owner)} that import-time code or nn_forward_backward can reach."""
-    reached = {(f, "") for f in _mains(readers)} | {(f, ENTRY) for f in readers} | {
+def _reachable(readers, entries):
+    """{(file, owner)} that import-time code or the functions `entries` can reach."""
+    reached = {(f, "") for f in _mains(readers)} | {(f, e) for f in readers for e in entries} | {
         (f, name) for f, r in readers.items() for name in {*r.functions, *r.methods}
         if _dunder(name)}  # a module's __getattr__ runs when a name is looked up on it
     units = [(f, name, {name}, r.methods.get(name, set())) for f, r in readers.items()
@@ -514,28 +517,37 @@ def audit(files):
             findings.append(Finding(UNVERIFIABLE, file, 1, DEEP, True))
     readers = {f: readers[f] for f in readers if f in _imported_files(readers)}
     own.update({_module_name(file): reader.names for file, reader in readers.items()})
+    shared = _OwnClasses([trees[file] for file in readers])
     for reader in readers.values():
         for base in reader.stars:  # from own_module import *: its names resolve here too
             reader.names = {**own.get(base, {}), **reader.names}
     for file, reader in readers.items():
+        reader.shared = shared
         try:
             reader.read(trees[file])
         except (RecursionError, MemoryError):
-            reader.found[(UNVERIFIABLE, 1)] = (DEEP, "")
-    reached = _reachable(readers)
+            reader.found[(UNVERIFIABLE, 1)] = (DEEP, "", False)
+    backward, graded = _reachable(readers, (ENTRY,)), _reachable(readers, GRADED)
     for file, reader in readers.items():
-        findings += [Finding(kind, file, line, what, (file, owner) in reached)
-                     for (kind, line), (what, owner) in reader.found.items()]
+        findings += [Finding(kind, file, line, what, (file, owner) in backward, sure,
+                             (file, owner) in graded)
+                     for (kind, line), (what, owner, sure) in reader.found.items()]
     return sorted(findings, key=lambda f: (f.file != "two_layer_net.py", f.file, f.line))
 
 
 def flags(findings):
-    """Short labels for grades.csv's `flags` column; deduplicated, in the findings' order."""
+    """Short labels for grades.csv's `flags` column; deduplicated, in the findings' order. Code
+    the graded functions cannot reach is labelled so; hidden names there are left out."""
     labels = []
     for f in findings:
-        kind = f.kind if f.kind != AUTOGRAD else (
-            "autograd in backward pass" if f.in_backward else "autograd outside the backward pass")
-        labels.append(f"{kind} ({f.file}:{f.line} {f.what})")
+        if f.kind == UNVERIFIABLE and not f.in_graded:
+            continue
+        if f.kind in (AUTOGRAD, NUMERIC):
+            where = " in backward pass" if f.in_backward else " outside the backward pass"
+        else:
+            where = "" if f.in_graded else " outside graded code"
+        unsure = "possible " if not f.sure and f.kind != UNVERIFIABLE else ""
+        labels.append(f"{unsure}{f.kind}{where} ({f.file}:{f.line} {f.what})")
     return list(dict.fromkeys(labels))
 
 
@@ -545,20 +557,24 @@ def _listed(findings, template):
 
 
 def gradient_verdict(findings):
-    """None when the gradient tests may be judged on their values; otherwise why they score 0."""
-    autograd = [f for f in findings if f.kind == AUTOGRAD and f.in_backward]
-    tampering = [f for f in findings if f.kind == TAMPERING]
-    hidden = [f for f in findings if f.kind == UNVERIFIABLE]
+    """None when the gradient tests may be judged on their values; otherwise why they score 0.
+
+    Only SURE findings that graded code reaches cost points: autograd or finite differences in
+    nn_forward_backward, tampering in any graded function or at import. The rest are flags."""
+    sure = [f for f in findings if f.sure]
+    autograd = [f for f in sure if f.kind == AUTOGRAD and f.in_backward]
+    numeric = [f for f in sure if f.kind == NUMERIC and f.in_backward]
+    tampering = [f for f in sure if f.kind == TAMPERING and f.in_graded]
     if autograd:
         return ("nn_forward_backward used torch.autograd ("
                 + _listed(autograd, "{f.what} at {f.file} line {f.line}")
                 + "); the gradients must be computed by hand, so the gradient tests score 0")
+    if numeric:
+        return ("nn_forward_backward computes finite differences ("
+                + _listed(numeric, "{f.what} at {f.file} line {f.line}")
+                + "), not backpropagation by hand, so the gradient tests score 0")
     if tampering:
         return ("the grader cannot trust its autograd check: "
                 + _listed(tampering, "{f.file} line {f.line} uses {f.what}")
                 + "; the gradient tests score 0")
-    if hidden:
-        return ("the grader cannot verify by reading it that the backward pass is by hand: "
-                + _listed(hidden, "{f.file} line {f.line} uses {f.what}")
-                + "; write it out plainly (the gradient tests score 0 until then)")
     return None

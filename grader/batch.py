@@ -37,10 +37,12 @@ from grader import (
     report,
     rubric,
     sandbox,
+    standins,
     submission,
     wire,
 )
-from grader.rubric import RUBRIC, STANDIN, Verdict, apply_audit
+from grader.groups import build
+from grader.rubric import RUBRIC, Verdict, apply_audit
 
 DEFAULT_SANDBOX_UID = 61000
 REPLY_CAP = (64 << 20) + (1 << 20)
@@ -203,7 +205,6 @@ class Grader:
     """Grades submissions against one seed's rubric with a pool of job slots."""
 
     def __init__(self, seed, limits, jobs, public, execute=False):
-        self.groups = rubric.build(seed)
         self.seed, self.limits, self.public, self.execute = seed, limits, public, execute
         self.jobs = max(1, jobs)
         self.namespaces, self.no_namespaces_why = namespaces.available()
@@ -215,10 +216,7 @@ class Grader:
         self.run_root = tempfile.mkdtemp(prefix="two-layer-net-grade-")
         os.chmod(self.run_root, 0o711)
         self.standin = os.path.join(self.run_root, "standin")
-        os.makedirs(self.standin, mode=0o755)
-        with open(os.path.join(self.standin, "linear_classifier.py"), "w") as f:
-            f.write(STANDIN)
-        os.chmod(os.path.join(self.standin, "linear_classifier.py"), 0o644)
+        standins.write(self.standin)
         if self.namespaces:  # children of a killed worker then come to us, to be reaped
             sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
         self.aborted = False
@@ -301,7 +299,8 @@ class Grader:
         files = {}
         try:
             module_path = submission.stage(sub, os.path.join(folder, "submission"))
-            verdicts, note = self._run_groups(module_path, folder)
+            groups = build(rubric.submission_seed(self.seed, sub.content_hash))
+            verdicts, note = self._run_groups(groups, module_path, folder)
             if self.execute and sub.has_notebook:
                 began = time.monotonic()
                 (extra["notebook"], extra["notebook_status"],
@@ -360,9 +359,9 @@ class Grader:
             summary += " The report shows the notebook as submitted."
         return summary, status, notebook.to_html(executed, summary).encode()
 
-    def _run_groups(self, module_path, folder):
+    def _run_groups(self, groups, module_path, folder):
         verdicts = {}
-        for group in self.groups:
+        for group in groups:
             outcome = self._run_child(group, module_path, folder)
             import_error = outcome.meta.get("errors", {}).get("import") if outcome.meta else None
             if import_error or (outcome.failure and not outcome.imported):

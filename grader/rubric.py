@@ -1,28 +1,26 @@
-"""The contract's rubric: hidden inputs from a seed, expected values from torch.autograd, verdicts.
+"""The contract's rubric: its table, hidden inputs from a seed, expected values from torch.autograd.
 
-Everything here runs in the grader's own process. `build(seed)` draws every test group's inputs
-from the seed and computes the expected values with an independent autograd computation (it
-never imports the reference solution). A `Group` holds what its child receives (`meta`,
-`arrays`: inputs only) and a `judge` that turns what the child returned into one verdict per
-rubric test.
+Everything here runs in the grader's own process. The test groups (grader/groups/, whose
+`build(seed)` gives the rubric's groups) draw their inputs with `Draw` and compute the expected
+values with the independent autograd oracle here (never the reference solution). A `Group` holds
+what its child receives (`meta`, `arrays`: inputs only) and a `judge` that turns what the child
+returned into one verdict per rubric test. This module imports no group: the groups import it.
+
+Seeds: a batch's seed is the instructor's secret (or the public self-check seed); each
+submission's inputs come from `submission_seed(seed, content_hash)`, stretched by SHA-256 into a
+256-bit SeedSequence for numpy's PCG64. So inputs differ per submission, and a student who
+recovers their own inputs from a leak learns nothing about anyone else's.
 """
 import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy
 import torch
 
+from grader import audit
 from helpers_lib.gradcheck import rel_error
 
-STANDIN = '''"""Stand-in for the course's linear_classifier module (supplied by the grader)."""
-import torch
-
-
-def sample_batch(X, y, num_train, batch_size):
-    """batch_size examples drawn uniformly with replacement, on the inputs' device."""
-    idx = torch.randint(num_train, (batch_size,), device=X.device)
-    return X[idx], y[idx]
-'''
 GRADIENT_TESTS = ("grad_W1", "grad_b1", "grad_W2", "grad_b2")
 RUBRIC = {"forward": 15, "loss": 10, "loss_stability": 5, "grad_W1": 10, "grad_b1": 10,
           "grad_W2": 10, "grad_b2": 10, "train_update": 10, "train_schedule": 10, "predict": 10}
@@ -31,6 +29,7 @@ PARAM_NAMES = ("W1", "b1", "W2", "b2")
 # any order of summation and still fails every real bug.
 THRESHOLD = 1e-6
 PUBLIC_SEED = "public-self-check"
+FINITE_DIFFERENCES = "finite differences, not backpropagation"  # a gradient verdict's opening
 DTYPE = torch.float64
 
 
@@ -50,29 +49,45 @@ class Group:
     judge: Callable  # (meta, arrays) returned by the child -> {test: Verdict}
 
 
-def generator_for(seed, purpose):
-    """A torch generator derived from the seed string and a purpose, so groups draw independently."""
-    digest = hashlib.sha256(f"{seed}/{purpose}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "big") >> 1)
+def submission_seed(seed, content_hash):
+    """The seed of one submission's inputs: the batch's seed and the submission's content."""
+    return f"{seed}/submission/{content_hash}"
+
+
+class Draw:
+    """Random tensors from a seed string and a purpose (so groups draw independently): numpy's
+    PCG64 seeded with all 256 bits of SHA-256(seed/purpose). torch's own generator keeps only 32
+    bits of its seed, few enough to search when some inputs leak."""
+
+    def __init__(self, seed, purpose):
+        entropy = int.from_bytes(hashlib.sha256(f"{seed}/{purpose}".encode()).digest(), "big")
+        self.rng = numpy.random.Generator(numpy.random.PCG64(numpy.random.SeedSequence(entropy)))
+
+    def randn(self, *shape, scale=1.0):
+        return scale * torch.from_numpy(self.rng.standard_normal(shape))
+
+    def rand(self, *shape):
+        return torch.from_numpy(self.rng.random(shape))
+
+    def randint(self, low, high, shape=()):
+        return torch.from_numpy(self.rng.integers(low, high, shape, dtype=numpy.int64))
 
 
 def draw_shapes(g, count):
     """`count` shapes (N, D, H, C); the first has N=1, the second C=2."""
     shapes = []
     for i in range(count):
-        N, D, H = (int(v) for v in torch.randint(2, 40, (3,), generator=g))
-        C = int(torch.randint(3, 12, (1,), generator=g))
+        N, D, H = (int(v) for v in g.randint(2, 40, (3,)))
+        C = int(g.randint(3, 12))
         shapes.append((1 if i == 0 else N, D, H, 2 if i == 1 else C))
     return shapes
 
 
 def draw_case(g, N, D, H, C, w2_scale=1.0):
-    def randn(*shape, scale=1.0):
-        return scale * torch.randn(*shape, generator=g, dtype=DTYPE)
-    params = {"W1": randn(D, H, scale=2.0 / D ** 0.5), "b1": randn(H, scale=0.5),
-              "W2": randn(H, C, scale=w2_scale * 2.0 / H ** 0.5), "b2": randn(C, scale=0.5)}
-    X = randn(N, D)
-    y = torch.randint(C, (N,), generator=g)
+    params = {"W1": g.randn(D, H, scale=2.0 / D ** 0.5), "b1": g.randn(H, scale=0.5),
+              "W2": g.randn(H, C, scale=w2_scale * 2.0 / H ** 0.5), "b2": g.randn(C, scale=0.5)}
+    X = g.randn(N, D)
+    y = g.randint(0, C, (N,))
     return params, X, y
 
 
@@ -96,12 +111,13 @@ def oracle_forward(params, X):
 
 def oracle_loss_and_grads(params, X, y, reg):
     """Loss and gradients by torch.autograd, with a stable log-sum-exp."""
-    leaves = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
-    scores, _ = oracle_forward(leaves, X)
-    correct = scores.gather(1, y[:, None])[:, 0]
-    loss = (torch.logsumexp(scores, dim=1) - correct).mean()
-    loss = loss + reg * ((leaves["W1"] ** 2).sum() + (leaves["W2"] ** 2).sum())
-    loss.backward()
+    with torch.enable_grad():  # whatever code run in this process before switched it off
+        leaves = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+        scores, _ = oracle_forward(leaves, X)
+        correct = scores.gather(1, y[:, None])[:, 0]
+        loss = (torch.logsumexp(scores, dim=1) - correct).mean()
+        loss = loss + reg * ((leaves["W1"] ** 2).sum() + (leaves["W2"] ** 2).sum())
+        loss.backward()
     return loss.detach(), {k: v.grad for k, v in leaves.items()}
 
 
@@ -137,23 +153,14 @@ def child_error(meta, key):
 def apply_audit(verdicts, findings, flags):
     """The source audit (grader.audit, read in the grader's process) decides the gradient tests;
     what the child reports of its own autograd use can only add to it, never remove it."""
-    from grader import audit
-
     why = audit.gradient_verdict(findings)
     seen = any("used torch.autograd" in verdicts[name].message for name in GRADIENT_TESTS
                if name in verdicts)
     if seen and not why:
         flags.append("autograd seen at run time")
+    if any(verdicts[name].message.startswith(FINITE_DIFFERENCES) for name in GRADIENT_TESTS
+           if name in verdicts):
+        flags.append("finite differences in the backward pass (seen in its values)")
     if why:
         for name in GRADIENT_TESTS:
             verdicts[name] = Verdict(False, why)
-
-
-def build(seed):
-    """Every test group of the rubric, with inputs and expected values drawn from `seed`."""
-    from grader.groups import GROUPS
-
-    groups = [spec.build(seed) for spec in GROUPS]
-    covered = [t for group in groups for t in group.tests]
-    assert sorted(covered) == sorted(RUBRIC), f"groups cover {covered}, not the rubric"
-    return groups

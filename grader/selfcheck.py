@@ -9,8 +9,9 @@ import sys
 import tempfile
 import time
 
-from grader import audit, child, report, rubric
-from grader.rubric import RUBRIC, STANDIN, Verdict, apply_audit
+from grader import audit, child, report, standins
+from grader.groups import build
+from grader.rubric import RUBRIC, Verdict, apply_audit
 
 
 # The .py files a student's submission.zip holds (grade.py submit): the module, and the helper
@@ -40,11 +41,10 @@ def grade_in_process(module_path, *, seed, public):
     findings = audit.audit(files)
     verdicts = {}
     with tempfile.TemporaryDirectory() as standin:
-        with open(os.path.join(standin, "linear_classifier.py"), "w") as f:
-            f.write(STANDIN)
+        standins.write(standin)
         sys.path.append(standin)
         try:
-            for group in rubric.build(seed):
+            for group in build(seed):
                 meta, arrays = child.run(group.name, module_path, group.meta, group.arrays)
                 why = meta["errors"].get("import")
                 if why:

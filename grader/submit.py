@@ -174,11 +174,10 @@ def import_problem(folder, timeout=IMPORT_TIMEOUT):
     The import runs in a fresh interpreter in `folder` (like the notebook), with the grader's
     stand-in for linear_classifier after the folder's own modules.
     """
-    from grader.batch import STANDIN
+    from grader import standins
 
     with tempfile.TemporaryDirectory() as standin:
-        with open(os.path.join(standin, OWN_HELPER), "w") as f:
-            f.write(STANDIN)
+        standins.write(standin)
         env = dict(os.environ, PYTHONPATH=standin, PYTHONDONTWRITEBYTECODE="1")
         try:
             done = subprocess.run([sys.executable, "-c", "import two_layer_net"], cwd=folder,

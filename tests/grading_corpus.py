@@ -117,6 +117,35 @@ def nn_forward_backward(params, X, y=None, reg=0.0):
 
 
 GRADIENTS = ["grad_W1", "grad_b1", "grad_W2", "grad_b2"]
+
+FINITE_DIFFERENCES_BACKWARD = '''
+
+def _loss(W1, b1, W2, b2, X, y, reg):
+    """The loss of a batch of parameter sets (a leading batch dimension on each)."""
+    hidden = (X @ W1 + b1[:, None, :]).clamp(min=0)
+    scores = hidden @ W2 + b2[:, None, :]
+    log_probs = scores - torch.logsumexp(scores, dim=2, keepdim=True)
+    return (-log_probs[:, torch.arange(len(y)), y].mean(dim=1)
+            + reg * ((W1 ** 2).sum((1, 2)) + (W2 ** 2).sum((1, 2))))
+
+
+def nn_forward_backward(params, X, y=None, reg=0.0, h=1e-5):
+    if y is None:
+        return nn_forward_pass(params, X)[0]
+    names = ['W1', 'b1', 'W2', 'b2']
+    grads = {}
+    for k in names:
+        value = params[k]
+        steps = h * torch.eye(value.numel(), dtype=value.dtype).view(-1, *value.shape)
+        moved = [params[j].expand(len(steps), *params[j].shape) for j in names]
+        i = names.index(k)
+        plus = _loss(*moved[:i], value + steps, *moved[i + 1:], X, y, reg)
+        minus = _loss(*moved[:i], value - steps, *moved[i + 1:], X, y, reg)
+        grads[k] = ((plus - minus) / (2 * h)).view(value.shape)
+    one = [params[j][None] for j in names]
+    return _loss(*one, X, y, reg)[0], grads
+'''
+
 # Host objects the suite puts up before the batch (host_objects, below): a root-only System V
 # segment and Unix socket, and a world-writable socket, that no child may reach.
 HOST_SHM_KEY = 0x7E57_0001
@@ -188,24 +217,63 @@ def entries(instructor_files, results_dir):
               source=edit("shifted = scores - scores.max(dim=1, keepdim=True).values",
                           "shifted = scores"),
               expect={"loss_stability": r"NaN or inf.*subtract each row's maximum"}),
-        Entry("relu_mask_missing", "the backward pass forgets the ReLU's mask",
+        Entry("relu_mask_missing", "the backward pass forgets the ReLU's mask (a gradient bug: "
+              "the gradient tests alone pay for it)",
               source=edit("    dh1[h1 <= 0] = 0\n", ""),
-              expect=fails(["grad_W1", "grad_b1", "loss_stability"], "relative error")),
+              expect=fails(["grad_W1", "grad_b1"], "relative error")),
         Entry("db2_mean", "db2 averaged a second time",
               source=edit("grads['b2'] = dscores.sum(dim=0)", "grads['b2'] = dscores.mean(dim=0)"),
-              expect=fails(["grad_b2", "loss_stability"], "relative error")),
+              expect=fails(["grad_b2"], "relative error")),
+        Entry("loss_without_grads", "a correct loss and no gradients yet: the loss tests keep "
+              "their points", source=edit("    return loss, grads\n", "    return loss, {}\n"),
+              expect=fails(GRADIENTS, r"returned no grads\['(W1|b1|W2|b2)'\]")),
+        Entry("log_p_plus_eps", "-log(p + 1e-12): wrong wherever a correct class's probability "
+              "is below 1e-12, as at ordinary training scores",
+              source=edit("    log_probs = shifted - torch.log(exp_scores.sum(dim=1, keepdim=True))\n",
+                          "    log_probs = torch.log(probs + 1e-12)\n"),
+              expect={"loss": r"loss relative error", "loss_stability": "relative error"}),
+        Entry("softmax_over_columns", "softmax normalised over dim=0 after subtracting the row "
+              "maximum: no hint about overflow, which it does not have",
+              source=edit("    probs = exp_scores / exp_scores.sum(dim=1, keepdim=True)\n"
+                          "    log_probs = shifted - torch.log(exp_scores.sum(dim=1, keepdim=True))\n",
+                          "    probs = exp_scores / exp_scores.sum(dim=0, keepdim=True)\n"
+                          "    log_probs = shifted - torch.log(exp_scores.sum(dim=0, keepdim=True))\n"),
+              expect={**fails(["loss"] + GRADIENTS, "relative error|NaN or inf"),
+                      "loss_stability": r"^(?!.*overflow).*wrong at ordinary scores as well"}),
+        Entry("finite_differences_by_hand", "the backward pass by central differences (all "
+              "entries of a parameter at once): not backpropagation",
+              source=BASE + FINITE_DIFFERENCES_BACKWARD,
+              expect=fails(GRADIENTS, r"^finite differences, not backpropagation"),
+              flags="finite differences"),
+        Entry("finite_differences_kit_helper", "the backward pass by the kit's "
+              "helpers.numeric_gradient (for db2)", source="import helpers\n" + edit(
+                  "grads['b2'] = dscores.sum(dim=0)",
+                  "grads['b2'] = helpers.numeric_gradient(\n"
+                  "        lambda b: -(h1.mm(W2) + b).log_softmax(1)[torch.arange(N), y].mean(), b2)"),
+              expect=fails(GRADIENTS, r"computes finite differences \(helpers\.numeric_gradient"),
+              flags="finite differences in backward pass"),
         Entry("dW2_without_reg", "the L2 term's gradient missing from dW2",
               source=edit("grads['W2'] = h1.t().mm(dscores) + 2 * reg * W2",
                           "grads['W2'] = h1.t().mm(dscores)"),
               expect={"grad_W2": r"reg=0\.\d+\), grads\['W2'\]: max relative error"}),
-        Entry("train_not_in_place", "params[k] = params[k] - lr * grads[k]",
+        Entry("train_not_in_place", "params[k] = params[k] - lr * grads[k]: the new tensor under "
+              "the same key is right, as in the original course",
               source=edit("params[k] -= learning_rate * grads[k]",
-                          "params[k] = params[k] - learning_rate * grads[k]"),
-              expect={"train_update": r"params\['W1'\] was replaced by a new tensor"}),
+                          "params[k] = params[k] - learning_rate * grads[k]")),
+        Entry("train_bias_not_updated", "the update skips the biases: train_update alone pays",
+              source=edit("        for k in params:\n", "        for k in ('W1', 'W2'):\n"),
+              expect={"train_update": r"params\['b1'\] did not change"}),
+        Entry("train_no_learning_rate", "params[k] -= grads[k]: train_update alone pays",
+              source=edit("params[k] -= learning_rate * grads[k]", "params[k] -= grads[k]"),
+              expect={"train_update": r"without the learning rate"}),
+        Entry("train_adds_gradient", "params[k] += lr * grads[k]: train_update alone pays",
+              source=edit("params[k] -= learning_rate * grads[k]",
+                          "params[k] += learning_rate * grads[k]"),
+              expect={"train_update": r"moved up the gradient; subtract"}),
         Entry("train_decays_every_iteration", "one epoch per iteration whatever the sizes",
               source=edit("iterations_per_epoch = max(num_train // batch_size, 1)",
                           "iterations_per_epoch = 1"),
-              expect={"train_schedule": r"iteration 2 stepped with learning rate 0\.25, expected 0\.5"}),
+              expect={"train_schedule": r"iteration 2 stepped with learning rate 0\.2, expected 0\.4"}),
         Entry("train_drops_reg", "loss_func called without reg",
               source=edit("loss_func(params, X_batch, y=y_batch, reg=reg)",
                           "loss_func(params, X_batch, y=y_batch)"),
@@ -256,8 +324,7 @@ def entries(instructor_files, results_dir):
         Entry("imports_a_missing_module", "imports a package the grader does not have",
               source="import pandas_is_not_installed_here\n" + BASE,
               expect={ALL: r"No module named 'pandas_is_not_installed_here' \(the grader's Python "
-                           r"has no module .*torch and Python's standard library only\)"
-                           r"|cannot verify"}, flags="unverifiable"),
+                           r"has no module .*torch, numpy, .*eecs598"}, flags="unverifiable"),
         Entry("imports_the_standard_library", "imports html, json, csv and matplotlib at module "
               "level, as public solutions do (a private Python must not make this score 0)",
               source="import csv\nimport html\nimport json\nimport matplotlib.pyplot as plt\n" + BASE),

@@ -204,11 +204,20 @@ ROUTES = [
 ]
 
 
-@pytest.mark.parametrize("source, kind, what", [r[1:] for r in ROUTES], ids=[r[0] for r in ROUTES])
-def test_route_is_found_and_scores_zero(source, kind, what):
+# Routes that turn autograd on or prepare it without computing a gradient: the audit is not
+# sure of them, so they are flags (the run-time watch and the walls see a gradient computed).
+NOT_SURE = {"requires_grad_keyword", "requires_grad_attribute", "requires_grad_unpacked",
+            "requires_grad_method", "grad_fn", "enable_grad", "set_grad_enabled",
+            "inference_mode_off", "register_hook"}
+
+
+@pytest.mark.parametrize("name, source, kind, what", ROUTES, ids=[r[0] for r in ROUTES])
+def test_route_is_found_and_costs_points_only_when_sure(name, source, kind, what):
     found = read(source)
     assert any(f.kind == kind and what in f.what for f in found), audit.flags(found)
-    assert audit.gradient_verdict(found) is not None
+    sure = kind != U and name not in NOT_SURE
+    assert (audit.gradient_verdict(found) is not None) == sure, (name, found)
+    assert audit.flags(found), "every finding in graded code is flagged"
 
 
 @pytest.mark.parametrize("path", CLEAN_FILES, ids=os.path.basename)
@@ -312,8 +321,7 @@ def test_autograd_in_an_uncalled_debug_function_is_flagged_but_not_scored():
         """))
     assert found and not any(f.in_backward for f in found)
     assert audit.gradient_verdict(found) is None
-    assert all(label.startswith("autograd outside the backward pass")
-               for label in audit.flags(found))
+    assert all("autograd outside the backward pass" in label for label in audit.flags(found))
 
 
 def test_autograd_in_a_helper_that_nn_forward_backward_calls_scores_zero():
@@ -364,7 +372,7 @@ def test_the_submissions_own_helpers_module_is_not_the_kits():
 
 
 def test_module_level_autograd_runs_before_every_test():
-    found = read("import torch\nW = torch.zeros(2, requires_grad=True)\n" + backward_with("pass"))
+    found = read("import torch\nW = torch.ones(2)\nW.sum().backward()\n" + backward_with("pass"))
     assert found[0].in_backward and audit.gradient_verdict(found) is not None
 
 
@@ -424,14 +432,25 @@ def test_the_kits_own_modules_submitted_with_the_release_are_not_the_submissions
         "helpers.autograd_loss_and_grads (the kit's helpers: only its plain ones may be called)"]
 
 
-def test_tampering_or_hiding_anywhere_scores_zero():
-    tampering = read(backward_with("pass") + "\n\ndef never_called():\n    import sys\n"
-                                             "    sys._getframe()\n")
-    hidden = read(backward_with("pass") + "\n\nif __name__ == '__main__':\n    eval('1')\n")
-    assert not tampering[0].in_backward and not hidden[0].in_backward
-    assert "cannot trust its autograd check" in audit.gradient_verdict(tampering)
-    assert "cannot verify by reading it" in audit.gradient_verdict(hidden)
-    assert "write it out plainly" in audit.gradient_verdict(hidden)
+def test_tampering_costs_points_only_where_graded_code_reaches_it():
+    never_called = "\n\ndef never_called():\n    import sys\n    sys._getframe()\n"
+    in_predict = "\n\ndef nn_predict(params, loss_func, X):\n    import sys\n    sys._getframe()\n"
+    outside, graded = read(backward_with("pass") + never_called), read(backward_with("pass") + in_predict)
+    assert not outside[0].in_graded and audit.gradient_verdict(outside) is None
+    assert audit.flags(outside) == [
+        "tampering outside graded code (two_layer_net.py:12 sys._getframe (walks the grader's "
+        "call stack))"]
+    assert graded[0].in_graded and not graded[0].in_backward
+    assert "cannot trust its autograd check" in audit.gradient_verdict(graded)
+
+
+def test_hidden_names_are_never_a_reason_to_take_points():
+    in_backward = read(backward_with("eval('1')"))
+    under_main = read(backward_with("pass") + "\n\nif __name__ == '__main__':\n    eval('1')\n")
+    assert in_backward and under_main
+    assert audit.gradient_verdict(in_backward) is None and audit.gradient_verdict(under_main) is None
+    assert [label.split(" (")[0] for label in audit.flags(in_backward)] == ["unverifiable"]
+    assert audit.flags(under_main) == []
 
 
 def test_the_autograd_verdict_names_the_call_and_the_rule():
@@ -481,3 +500,94 @@ def test_unreadable_files_are_skipped_or_unverifiable():
     huge = audit.audit({"two_layer_net.py": half, "helpers.py": half})
     assert [(f.file, f.what) for f in huge] == [
         ("helpers.py", f"more than {audit.MAX_SOURCE} bytes of source (too much to read)")]
+
+
+MODULAR = """
+    import torch
+
+
+    class Linear:
+        def __init__(self, W, b):
+            self.W, self.b = W, b
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.W + self.b
+
+        def backward(self, dout):
+            self.grad = {"W": self.x.t() @ dout, "b": dout.sum(0)}
+            return dout @ self.W.t()
+
+
+    def nn_forward_backward(params, X, y=None, reg=0.0):
+        fc1 = Linear(params["W1"], params["b1"])
+        fc2 = Linear(params["W2"], params["b2"])
+        scores = fc2.forward(fc1.forward(X).clamp(min=0))
+        dx = fc2.backward(scores)
+        return scores.sum(), {"W2": fc2.grad["W"], "b2": fc2.grad["b"], "dx": dx}
+"""
+
+
+# Honest code that today's main zeroed as autograd or unverifiable (issue 15, item 3): none of it
+# costs a point, and none of it is even a flag.
+@pytest.mark.parametrize("source", [
+    MODULAR,
+    backward_with("torch.set_grad_enabled(False)"),
+    backward_with("X = X.detach().requires_grad_(False)"),
+    backward_with("with torch.set_grad_enabled(False):\n    pass"),
+    backward_with("name = X.__class__.__name__"),
+    backward_with("if __debug__:\n    assert X.dim() == 2"),
+    backward_with("first = dict.__getitem__(params, 'W1')"),
+    backward_with("pass", "import timeit\nimport torch\nstart = timeit.default_timer()"),
+    backward_with("pass") + "\n\nif __name__ == '__main__':\n    import cProfile, inspect\n"
+                            "    cProfile.run('1')\n    inspect.signature(nn_forward_backward)\n",
+    backward_with("pass", "import eecs598\nimport torch") + "\n\ndef find_best_net():\n"
+                                                             "    eecs598.reset_seed(0)\n",
+], ids=["modular_layers", "set_grad_enabled_false", "requires_grad_false", "grad_disabled_block",
+        "class_name", "debug", "dict_getitem", "timeit_clock", "profile_under_main", "eecs598"])
+def test_honest_code_is_neither_zeroed_nor_flagged(source):
+    found = read(source)
+    assert audit.gradient_verdict(found) is None and audit.flags(found) == [], audit.flags(found)
+
+
+@pytest.mark.parametrize("source, label", [
+    (backward_with("pass") + "\n\ndef find_best_net():\n    dtype = getattr(torch, 'float' + "
+                             "'64')\n", None),
+    (backward_with("pass") + "\n\nif __name__ == '__main__':\n    import signal\n"
+                             "    signal.alarm(10)\n", "tampering outside graded code"),
+    (MODULAR.replace("dx = fc2.backward(scores)", "dx = [fc2][0].backward(scores)"),
+     "possible autograd in backward pass"),
+], ids=["getattr_in_tuning_code", "signal_under_main", "unknown_receiver_of_own_method"])
+def test_what_the_audit_is_unsure_of_is_at_most_a_flag(source, label):
+    found = read(source)
+    assert audit.gradient_verdict(found) is None
+    assert [f.split(" (")[0] for f in audit.flags(found)] == ([label] if label else [])
+
+
+def test_finite_differences_in_the_backward_pass_score_zero():
+    found = read(backward_with("g = helpers.numeric_gradient(lambda w: w.sum(), X)",
+                               "import helpers\nimport torch"))
+    assert "finite differences" in audit.gradient_verdict(found)
+    assert read(backward_with("pass", "import helpers\nimport torch")
+                + "\n\nif __name__ == '__main__':\n    helpers.grad_check(None, {}, 1, 1)\n") == [
+        audit.Finding(audit.NUMERIC, "two_layer_net.py", 12,
+                      "helpers.grad_check", False,
+                      True, False)]
+
+
+def test_the_rules_are_one_table_of_names_kinds_costs_and_reasons():
+    from grader import audit_rules
+
+    for names, kind, sure, why in audit_rules.RULES:
+        assert kind in (audit.AUTOGRAD, audit.NUMERIC, audit.TAMPERING, audit.UNVERIFIABLE,
+                        audit_rules.ALLOWED) and isinstance(names, str) and names.split()
+        assert (sure is None) == (kind == audit_rules.ALLOWED)
+    dotted, attrs = audit_rules.tables()
+    assert dotted["torch.autograd"] == (audit.AUTOGRAD, "", True)
+    assert dotted["torch.autograd.no_grad"] is None and attrs["backward"][0] == audit.AUTOGRAD
+
+
+def test_the_course_packages_grad_module_is_not_autograd():
+    found = read(backward_with("e = eecs598.grad.rel_error(X, X)\nf = rel_error(X, X)",
+                               "import eecs598\nimport torch\nfrom eecs598.grad import rel_error"))
+    assert found == []

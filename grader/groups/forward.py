@@ -1,6 +1,7 @@
 """The `forward` test: scores and hidden of nn_forward_pass on random cases."""
-from grader.child import ContractError, as_tensor, params_of
+from grader.calls import ContractError, as_tensor, params_of
 from grader.rubric import (
+    Draw,
     Group,
     Verdict,
     case_arrays,
@@ -9,14 +10,13 @@ from grader.rubric import (
     describe,
     draw_case,
     draw_shapes,
-    generator_for,
     judge_errors,
     oracle_forward,
 )
 
 
 def build(seed):
-    g = generator_for(seed, "forward")
+    g = Draw(seed, "forward")
     shapes = draw_shapes(g, 4)
     arrays, expected = {}, []
     for i, shape in enumerate(shapes):

@@ -1,8 +1,9 @@
 """The `predict` test: nn_predict's labels are the argmax of a consistent loss_func's scores."""
 import torch
 
-from grader.child import ContractError, as_tensor, params_of
+from grader.calls import ContractError, as_tensor, params_of
 from grader.rubric import (
+    Draw,
     Group,
     Verdict,
     case_arrays,
@@ -10,13 +11,12 @@ from grader.rubric import (
     child_error,
     describe,
     draw_case,
-    generator_for,
     oracle_forward,
 )
 
 
 def build(seed):
-    g = generator_for(seed, "predict")
+    g = Draw(seed, "predict")
     shapes = [(1, 6, 8, 2), (200, 12, 16, 10)]
     arrays, expected = {}, []
     for i, shape in enumerate(shapes):
