@@ -39,6 +39,7 @@ import importlib.metadata
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass
 
 from grader import KIT_ROOT, audit_rules
@@ -55,6 +56,9 @@ from grader.audit_rules import (
     WRITABLE,
 )
 
+# Python 3.11's parser is not safe to enter from two threads at once (the job slots audit in
+# parallel): it failed once here with "SystemError: AST constructor recursion depth mismatch".
+_PARSING = threading.Lock()
 ENTRY = "nn_forward_backward"
 GRADED = (ENTRY, "nn_forward_pass", "nn_train", "nn_predict")  # the functions the rubric calls
 MAIN = "__main__"  # the owner of code under `if __name__ == "__main__":`, which nothing reaches
@@ -506,13 +510,17 @@ def audit(files):
                 findings.append(Finding(UNVERIFIABLE, file, 1, f"more than {MAX_SOURCE} bytes of "
                                                                "source (too much to read)", True))
             elif file.endswith(".py"):
-                trees[file] = ast.parse(data, filename=file)
+                with _PARSING:
+                    trees[file] = ast.parse(data, filename=file)
                 readers[file] = _Reader(file, trees[file], own)
             elif file.endswith(COMPILED):
                 findings.append(Finding(UNVERIFIABLE, file, 1, "a compiled module (the grader "
                                                                "cannot read it)", True))
         except (SyntaxError, ValueError):
             continue
+        except RecursionError:
+            findings.append(Finding(UNVERIFIABLE, file, 1, "nested too deeply for the grader to "
+                                                           "read", True))
         except (RecursionError, MemoryError):
             findings.append(Finding(UNVERIFIABLE, file, 1, DEEP, True))
     readers = {f: readers[f] for f in readers if f in _imported_files(readers)}

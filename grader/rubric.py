@@ -18,7 +18,7 @@ from typing import Callable
 import numpy
 import torch
 
-from grader import audit
+from grader import PUBLIC_SEED, audit  # noqa: F401 -- PUBLIC_SEED: the rubric's public inputs
 from helpers_lib.gradcheck import rel_error
 
 GRADIENT_TESTS = ("grad_W1", "grad_b1", "grad_W2", "grad_b2")
@@ -28,7 +28,6 @@ PARAM_NAMES = ("W1", "b1", "W2", "b2")
 # The contract's bar: a correct float64 solution is ~1e-15 from autograd; 1e-6 leaves room for
 # any order of summation and still fails every real bug.
 THRESHOLD = 1e-6
-PUBLIC_SEED = "public-self-check"
 FINITE_DIFFERENCES = "finite differences, not backpropagation"  # a gradient verdict's opening
 DTYPE = torch.float64
 
