@@ -518,9 +518,6 @@ def audit(files):
                                                                "cannot read it)", True))
         except (SyntaxError, ValueError):
             continue
-        except RecursionError:
-            findings.append(Finding(UNVERIFIABLE, file, 1, "nested too deeply for the grader to "
-                                                           "read", True))
         except (RecursionError, MemoryError):
             findings.append(Finding(UNVERIFIABLE, file, 1, DEEP, True))
     readers = {f: readers[f] for f in readers if f in _imported_files(readers)}

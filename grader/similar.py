@@ -554,15 +554,15 @@ def similar_csv(comparison):
 def archive_submissions(path):
     """The submissions of one --archive folder: an export (grader.exports), one submission, or
     a folder whose every .py, .zip and subfolder is one."""
-    from grader import submission
+    from grader import exports, submission
 
-    subs = submission.collect([path])
+    subs = exports.collect([path])
     if len(subs) == 1 and subs[0].error and os.path.isdir(path):
         entries = [os.path.join(path, e) for e in sorted(os.listdir(path))
                    if not e.startswith(".") and e not in submission.IGNORED_DIRS
                    and (os.path.isdir(os.path.join(path, e)) or e.lower().endswith((".py", ".zip")))]
         if entries:
-            subs = submission.collect(entries)
+            subs = exports.collect(entries)
     for sub in subs:
         sub.source = os.path.relpath(sub.source, path)
     return subs
@@ -583,7 +583,7 @@ def archive_labels(paths):
 def find_similar(subs, *, out, archives=(), base=(), common=None, jobs=None):
     """`grade.py similar`: compare, write DIR/similar.csv and DIR/similar.html; exit code
     (0; 1 when a submission could not be read; 2 on a usage error, before anything is read)."""
-    from grader import outdir, report, similar_html, submission
+    from grader import exports, outdir, report, similar_html, submission
 
     try:
         for path in [*archives, *base]:
@@ -591,7 +591,7 @@ def find_similar(subs, *, out, archives=(), base=(), common=None, jobs=None):
                 raise submission.UsageError(f"'{path}' does not exist; pass a folder of past "
                                             "submissions or solutions (or a starter file for --base)")
         with outdir.locked(out):
-            docs = documents_of(submission.collect(subs))
+            docs = documents_of(exports.collect(subs))
             for label, path in zip(archive_labels(archives), archives):
                 docs += documents_of(archive_submissions(path), archive=label)
             fingerprint_all(docs, base=base, jobs=jobs)

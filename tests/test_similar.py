@@ -10,12 +10,12 @@ import pytest
 import grade
 import similar_corpus as corpus
 import test_browser
-from grader import similar, similar_html, submission
+from grader import exports, similar, similar_html
 from test_report_html import problems
 
 
 def compare_folder(folder, archives=(), **options):
-    docs = similar.documents_of(submission.collect([str(folder)]))
+    docs = similar.documents_of(exports.collect([str(folder)]))
     for label, path in zip(similar.archive_labels(archives), archives):
         docs += similar.documents_of(similar.archive_submissions(str(path)), archive=label)
     similar.fingerprint_all(docs, jobs=1)
@@ -66,7 +66,10 @@ def test_each_disguise_keeps_most_of_its_original(class_corpus, disguise):
     _, kinds, comparison = class_corpus
     (name,) = [n for n in kinds if n.startswith(disguise + "_of_")]
     pair = next(p for p in comparison.pairs if {p.a.name, p.b.name} == {name, kinds[name][5:]})
-    floor = 0.25 if disguise == "partial" else 0.6  # one function of four is about a quarter
+    # One function of four is about a quarter; inserted dead code brings fingerprints of its
+    # own, so a copy that carries it keeps about half (0.55 once the given divergence stop
+    # joined the starter code); every other disguise keeps more.
+    floor = {"partial": 0.25, "dead_code": 0.5, "everything": 0.5}.get(disguise, 0.6)
     assert pair.flagged and pair.code >= floor, (pair.code, pair.run_tokens)
 
 
@@ -128,7 +131,7 @@ def test_base_files_are_starter_code_too(tmp_path):
     (tmp_path / "scaffold.py").write_text(helper)
 
     def code(base):
-        docs = similar.documents_of(submission.collect([str(tmp_path / "class")]))
+        docs = similar.documents_of(exports.collect([str(tmp_path / "class")]))
         similar.fingerprint_all(docs, base=base, jobs=1)
         return max((p.code for p in similar.compare(docs).pairs), default=0.0)
 
