@@ -432,7 +432,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
         results, todo = {}, []
         for sub in subs:
             cached = None if force else cache.cached_result(
-                os.path.join(out_dir, sub.name), cache.fingerprint(sub, seed, execute))
+                os.path.join(out_dir, sub.name), cache.fingerprint(sub, seed, execute, limits))
             if cached is not None:  # who it is may have changed with a new export's metadata
                 cached.extra_data["identity"] = sub.identity
                 results[sub.name] = cached
@@ -441,6 +441,8 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
         try:
             _grade_all(todo, results, out_dir=out_dir, seed=seed, public=public, limits=limits,
                        jobs=jobs, progress=progress, execute=execute)
+        except KeyboardInterrupt:  # before the slots started (the rubric being built): as later
+            pass
         finally:  # after Ctrl-C too: the gradebook of everything finished
             rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs))
             rows.update(results)
@@ -464,7 +466,7 @@ def _grade_all(todo, results, *, out_dir, seed, public, limits, jobs, progress, 
                 sub = futures[future]
                 result, files = future.result()
                 cache.store(os.path.join(out_dir, sub.name), result,
-                            cache.fingerprint(sub, seed, execute), files)
+                            cache.fingerprint(sub, seed, execute, limits), files)
                 results[sub.name] = result
         except KeyboardInterrupt:
             grader.abort()
