@@ -296,7 +296,8 @@ class Grader:
             module_path = submission.stage(sub, os.path.join(folder, "submission"))
             verdicts, note = self._run_groups(module_path, folder)
             if self.execute and sub.has_notebook:
-                extra["notebook"], files["report.html"] = self._run_notebook(sub, folder)
+                extra["notebook"], files["report.html"] = self._run_notebook(sub, folder,
+                                                                             note.strip())
                 files[answers.ANSWERS_FILE] = self._answers(sub)
                 note += " Notebook: " + extra["notebook"]
             elif self.execute:
@@ -316,8 +317,9 @@ class Grader:
             given = {}
         return json.dumps(given)
 
-    def _run_notebook(self, sub, folder):
-        """Execute the submission's notebook in a sandboxed child: (summary, report.html bytes)."""
+    def _run_notebook(self, sub, folder, module_problem=""):
+        """Execute the submission's notebook in a sandboxed child: (summary, report.html bytes);
+        `module_problem`: why the tests could not import two_layer_net.py, if they could not."""
         slot = self._slot()
         uid = None if self.notebook_as_root else slot.uid
         workdir = tempfile.mkdtemp(prefix="scratch-notebook-", dir=folder)
@@ -332,7 +334,7 @@ class Grader:
         else:
             try:
                 executed = notebook.read_notebook(outcome.arrays["notebook"].numpy().tobytes())
-                summary = notebook.summarise(outcome.meta)
+                summary = notebook.summarise(outcome.meta, module_problem)
             except (KeyError, ValueError) as e:
                 summary = f"the execution returned no valid notebook ({e})"
         if executed is None:  # show what the student submitted, with their own outputs

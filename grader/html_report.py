@@ -2,7 +2,8 @@
 
 Two walls. `sanitise` keeps an allow-list of tags and attributes (text, headings, lists, tables,
 code with pygments classes, links to http/https/mailto and in-page anchors, images only as inline
-data: PNG, JPEG or SVG in an <img>); nothing that runs, nothing that loads, no style attributes.
+data: PNG, JPEG or SVG in an <img>, MathML's presentation elements for rendered LaTeX); nothing
+that runs, nothing that loads, no style attributes.
 `page` puts a sanitised body in a document whose Content-Security-Policy forbids scripts, frames,
 forms and every load except data: images, and allows only the page's own stylesheet (by its
 hash), so that a hole in the first wall still runs and loads nothing.
@@ -21,10 +22,25 @@ TAGS = {
     "ol", "p", "pre", "s", "samp", "span", "strong", "sub", "sup", "table", "tbody", "td",
     "tfoot", "th", "thead", "tr", "u", "ul", "var",
 }
+# MathML, as grader.notebook renders LaTeX (latex2mathml): presentation elements only, none that
+# links (href), switches (maction) or embeds other markup (semantics, annotation-xml).
+MATH_TAGS = {
+    "math", "mrow", "mi", "mn", "mo", "ms", "mspace", "mtext", "msub", "msup", "msubsup",
+    "munder", "mover", "munderover", "mfrac", "msqrt", "mroot", "mstyle", "merror", "mpadded",
+    "mphantom", "menclose", "mtable", "mtr", "mtd", "mmultiscripts", "mprescripts", "none",
+}
+MATH_ATTRIBUTES = {
+    "display", "mathvariant", "stretchy", "fence", "separator", "accent", "accentunder",
+    "lspace", "rspace", "linethickness", "columnalign", "rowalign", "rowspacing",
+    "columnspacing", "columnlines", "rowlines", "frame", "notation", "width", "height", "depth",
+    "minsize", "maxsize", "movablelimits", "symmetric", "form", "scriptlevel", "displaystyle",
+    "largeop", "columnspan", "rowspan",
+}
+MATH_VALUE = re.compile(r"[A-Za-z0-9 .%+-]{0,64}")
 # Removed with everything inside them (other tags outside TAGS lose the tag and keep the text).
 DROP_WITH_CONTENT = {
     "script", "style", "title", "textarea", "noscript", "template", "iframe", "frameset",
-    "object", "embed", "applet", "svg", "math", "xmp", "noembed", "noframes", "plaintext",
+    "object", "embed", "applet", "svg", "xmp", "noembed", "noframes", "plaintext",
     "select", "button", "video", "audio", "canvas",
 }
 ATTRIBUTES = {
@@ -35,6 +51,7 @@ ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
     "ol": {"start"},
+    **{tag: MATH_ATTRIBUTES for tag in MATH_TAGS},
 }
 LINK_REL = "noopener noreferrer nofollow"
 CLASS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -82,6 +99,8 @@ blockquote { margin: .5rem 0; padding: 0 1rem; color: #57606a; border-left: 4px 
 
 def _keep_attribute(tag, name, value):
     """nh3's attribute filter: the value to keep, or None to drop the attribute."""
+    if tag in MATH_TAGS:
+        return value if name in MATH_ATTRIBUTES and MATH_VALUE.fullmatch(value) else None
     if name == "class":
         return " ".join(c for c in value.split() if CLASS_NAME.fullmatch(c)) or None
     if name == "href":
@@ -98,7 +117,7 @@ def _keep_attribute(tag, name, value):
 @functools.lru_cache(maxsize=1)
 def _cleaner():
     return nh3.Cleaner(
-        tags=TAGS, clean_content_tags=DROP_WITH_CONTENT, attributes=ATTRIBUTES,
+        tags=TAGS | MATH_TAGS, clean_content_tags=DROP_WITH_CONTENT, attributes=ATTRIBUTES,
         attribute_filter=_keep_attribute, strip_comments=True, link_rel=LINK_REL,
         url_schemes={"http", "https", "mailto", "data"},
         url_relative=lambda url: url if url.startswith("#") else None)
@@ -110,8 +129,9 @@ def sanitise(fragment_html):
     Kept: the tags in TAGS; class names (letters, digits, - and _); ids on headings; links to
     http, https, mailto and #anchors (with rel="noopener noreferrer nofollow"); image sources
     that are base64 data: URLs of PNG, JPEG or SVG (an SVG in an <img> cannot run or load
-    anything). Dropped: every other tag, attribute and URL, comments, and the content of
-    scripts, styles, frames, objects and inline <svg>/<math>.
+    anything); MathML's presentation elements with their layout attributes (plain values).
+    Dropped: every other tag, attribute and URL, comments, and the content of scripts, styles,
+    frames, objects and inline <svg>.
     """
     return _cleaner().clean(fragment_html)
 
