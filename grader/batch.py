@@ -449,6 +449,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
             rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs))
             rows.update(results)
             report.write_atomically(os.path.join(out_dir, "grades.csv"), report.grades_csv(rows))
+            answers.reapply_merge(out_dir)  # merged written scores are data: they stay
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
             if execute:
                 answers.write_reports(out_dir, list(rows))

@@ -453,9 +453,10 @@ def to_html(notebook, banner, title="Notebook report"):
         return plain_html(notebook, banner, title)
 
 
-def render_markdown(texts):
+def render_markdown(texts, fallback=True):
     """Sanitised HTML for each markdown text (written answers), rendered in the render process;
-    each text cut to MARKDOWN_CHARS first. Should the render fail, each text is shown as text."""
+    each text cut to MARKDOWN_CHARS first. Should the render fail, each text is shown as text
+    (or, without `fallback`, RenderError is raised)."""
     cutter = Cutter([])
     cutter.chars_left = float("inf")
     texts = [cutter.markdown(text, "answer") for text in texts]
@@ -467,6 +468,8 @@ def render_markdown(texts):
             return [str(fragment) for fragment in rendered]
         raise RenderError("it returned something else")
     except (RenderError, ValueError) as e:
+        if not fallback:
+            raise RenderError(str(e)) from None
         return [f"<p><em>(shown as text: the formatted answer could not be built: "
                 f"{html.escape(str(e))})</em></p><pre>{html.escape(text)}</pre>" for text in texts]
 
