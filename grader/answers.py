@@ -385,6 +385,27 @@ def reapply_merge(out_dir):
               f"run grade.py merge {out_dir} again", file=sys.stderr)
 
 
+def write_index(out_dir, rows):
+    """DIR/index.html (grader.html_report.index_html) for `rows` {name: SubmissionResult}: score,
+    merged written points, flags, the notebook's summary, links to report.html and
+    feedback.html where they exist. The batch calls it last, after every per-student file."""
+    written = written_scores(out_dir)
+    entries = []
+    for name, result in sorted(rows.items()):
+        extra = result.extra_data or {}
+        given = [s for s, _ in (written.get(name) or {}).values() if s is not None]
+        identity = extra.get("identity") or {}
+        entries.append({
+            "name": name, "who": str(identity.get("student") or ""),
+            "score": result.score, "max_score": sum(t.max_score for t in result.tests) or 100,
+            "written": sum(given) if name in written else None,
+            "flags": [str(f) for f in extra.get("flags") or []],
+            "notebook": str(extra.get("notebook") or "").split(". ")[0][:160],
+            "report": os.path.isfile(os.path.join(out_dir, name, "report.html")),
+            "feedback": os.path.isfile(os.path.join(out_dir, name, "feedback.html"))})
+    report.write_atomically(os.path.join(out_dir, "index.html"), html_report.index_html(entries))
+
+
 def written_scores(out_dir):
     """{student name: {question id: (score or None when not yet graded, comment)}} of the last
     merge (DIR/manual-merged.json); {} when nothing was merged. For the students' feedback."""

@@ -453,6 +453,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
             if execute:
                 answers.write_reports(out_dir, list(rows))
+            answers.write_index(out_dir, rows)  # last: it links the files written above
         if len(results) != len(subs):
             raise Interrupted(len(results), len(subs))
     return rows

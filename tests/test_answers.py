@@ -318,3 +318,33 @@ def test_rendered_answers_are_cached_across_reruns(tmp_path, monkeypatch):
     again = answers.rendered(["An *answer*.", "Another.", "A new one."], cache)
     assert rendered_now == ["A new one."], "unchanged answers were rendered again"
     assert again["An *answer*."] == first["An *answer*."] == "<p>An <em>answer</em>.</p>\n"
+
+
+def test_index_lists_every_student_with_score_flags_and_links(tmp_path):
+    from grader import report
+    from grader.rubric import RUBRIC, Verdict
+
+    out = tmp_path / "out"
+    rows = {}
+    for name, passed, flags in (("amy", True, []), ("bob<script>", False, ["autograd used"])):
+        (out / name).mkdir(parents=True)
+        rows[name] = report.make_result({t: Verdict(passed, "") for t in RUBRIC}, "", 0.0,
+                                        {"flags": flags, "identity": {"student": "Amy Lee"} if passed else {},
+                                         "notebook": "The notebook ran from top to bottom without errors."})
+    (out / "amy" / "report.html").write_text("r")
+    (out / "amy" / "feedback.html").write_text("f")
+    (out / "manual.csv").write_text("name,q1,q2,q3\namy,4.5,5,\nbob<script>,,,\n")
+    results_lines = ["name," + ",".join(RUBRIC) + ",total,flags",
+                     "amy," + ",".join(str(p) for p in RUBRIC.values()) + ",100,",
+                     "bob<script>," + ",".join("0" for _ in RUBRIC) + ",0,autograd used"]
+    (out / "grades.csv").write_text("\n".join(results_lines) + "\n")
+    assert grade.main(["merge", str(out)]) == 0
+    answers.write_index(str(out), rows)
+    page = (out / "index.html").read_text()
+    assert 'href="amy/report.html"' in page and 'href="amy/feedback.html"' in page
+    assert "100 / 100 + 9.5 written" in page and "Amy Lee" in page
+    assert "0 / 100" in page and "autograd used" in page
+    assert "bob%3Cscript%3E/report.html" not in page, "no link to a report that does not exist"
+    parser = Scripts()
+    parser.feed(page)
+    assert parser.found == [] and "bob&lt;script&gt;" in page
