@@ -42,6 +42,8 @@ COMMENT = " comment"  # manual.csv's comment column of question q is "q comment"
 _TAGGED = re.compile(r"(question|answer|solution):(\w+)$")
 _SECTION = re.compile(r"\s*#{1,2}\s")  # a level-1 or level-2 heading ends a question's cells
 _HEADING_TAG = re.compile(r"<(/?)h[1-6]\b[^>]*>")
+_CLASS = re.compile(r'\sclass="([^"]*)"')
+_GRADERS_CLASS = re.compile(r"answer-.*|question")
 ANSWERS_CSS = """
 .question { border-left: 4px solid #1a5fb4; padding: 0 1rem; margin: 0 0 1rem; }
 .answer-box { border: 1px solid #8c959f; border-radius: 6px; margin: 0 0 1rem; }
@@ -207,9 +209,11 @@ def _render_split(texts):
 
 
 def _demote_headings(fragment):
-    """Every heading of an answer as an <h6> without id: no answer reads as a question's or a
-    student's heading."""
-    return _HEADING_TAG.sub(lambda m: f"<{m.group(1)}h6>", fragment)
+    """A sanitised answer that cannot pass for the grader's own parts: every heading an <h6>
+    without id, and no class of the grader's boxes (answer-...)."""
+    fragment = _HEADING_TAG.sub(lambda m: f"<{m.group(1)}h6>", fragment)
+    return _CLASS.sub(lambda m: " class=\"" + " ".join(
+        c for c in m.group(1).split() if not _GRADERS_CLASS.fullmatch(c)) + "\"", fragment)
 
 
 def answers_html(records, cache_path=None):

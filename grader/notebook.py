@@ -365,9 +365,17 @@ def _mathml(latex, display):
     from latex2mathml.converter import convert
 
     try:
-        return convert(latex, display=display)
+        markup = convert(latex, display=display)
     except Exception:  # noqa: BLE001 -- its parser raises many kinds on what it does not know
         return None
+    # latex2mathml leaves the text of \text{...} unescaped: keep its own MathML tags and make
+    # every other < and > text, so no LaTeX becomes HTML (the sanitiser is the second wall).
+    return "".join(part if MATHML_TAG.fullmatch(part) else part.replace("<", "&lt;").replace(">", "&gt;")
+                   for part in MATHML_PART.split(markup))
+
+
+MATHML_TAG = re.compile(r"</?(math|m[a-z]{1,12}|none)(\s[^<>]*)?/?>")
+MATHML_PART = re.compile(r"(</?(?:math|m[a-z]{1,12}|none)(?:\s[^<>]*)?/?>)")
 
 
 @functools.lru_cache(maxsize=1)
