@@ -304,16 +304,32 @@ def machine_paths():
                   key=lambda item: -len(item[0]))
 
 
-# The batch's run folder (grader.batch.Grader.run_root), and a notebook's work folder in it.
-NOTEBOOK_FOLDER = re.compile(
-    r"(/[^\s'\"]*)?/two-layer-net-grade-[A-Za-z0-9_]+/[^\s'\"/]+/scratch-notebook-[A-Za-z0-9_]+")
-RUN_FOLDER = re.compile(r"(/[^\s'\"]*)?/two-layer-net-grade-[A-Za-z0-9_]+")
+RUN_FOLDER_MARK = "/two-layer-net-grade-"  # grader.batch.Grader.run_root's name
+RUN_FOLDER_REST = re.compile(r"[A-Za-z0-9_]+")
+NOTEBOOK_FOLDER_REST = re.compile(r"/[^\s'\"/]{1,64}/scratch-notebook-[A-Za-z0-9_]+")
+PATH_STOP = " \t\r\n'\"(=:"
 
 
 def redact(text):
     """`text` without the grader machine's paths: the notebook's own folder becomes `.`, the
-    grader's Python `<python>`, and so on (a student or TA reads no instructor's path)."""
-    text = RUN_FOLDER.sub("<grader-run>", NOTEBOOK_FOLDER.sub(".", text))
+    rest of the batch's run folder `<grader-run>`, the grader's Python `<python>` (its
+    libraries `<python-lib>`), the kit `<kit>`, the home folder `<home>`: a student or TA
+    reads no instructor's path. Time linear in the text's length."""
+    parts, pos = [], 0
+    while True:
+        found = text.find(RUN_FOLDER_MARK, pos)
+        if found < 0:
+            break
+        start = found
+        while start > pos and text[start - 1] not in PATH_STOP:
+            start -= 1
+        end = found + len(RUN_FOLDER_MARK)
+        name = RUN_FOLDER_REST.match(text, end)
+        end = name.end() if name else end
+        inner = NOTEBOOK_FOLDER_REST.match(text, end)
+        parts += [text[pos:start], "." if inner else "<grader-run>"]
+        pos = inner.end() if inner else end
+    text = "".join(parts) + text[pos:]
     for path, placeholder in _machine_paths():
         if path in text:
             text = text.replace(path, placeholder)
