@@ -160,8 +160,8 @@ def make_inert(notebook, cuts=None):
             source = cutter.markdown(str(cell.source), where)
             cell.source = _unlink_missing_attachments(source, attachments)
             continue
-        cell.source = cutter.text(str(cell.source), f"{where}, code", CODE_CHARS, CODE_LINES,
-                                  comment="# ")
+        cell.source = cutter.text(redact(str(cell.source)), f"{where}, code", CODE_CHARS,
+                                  CODE_LINES, comment="# ")
         if cell.cell_type != "code":
             continue
         outputs = []
@@ -351,7 +351,12 @@ def _unlink_missing_attachments(source, attachments):
 
 
 class RenderError(RuntimeError):
-    """The render process ran out of time or memory, or failed; the message says which."""
+    """The render process ran out of time or memory (`by_limit`), or failed; the message says
+    which."""
+
+    def __init__(self, message, by_limit=False):
+        super().__init__(message)
+        self.by_limit = by_limit
 
 
 def markdown_html(source, attachments=None, anchor_link_text="¶", **lexer_options):
@@ -500,11 +505,32 @@ def render_markdown(texts, fallback=True):
 
 def render_in_wall(request):
     """Run one request (see grader.render) in a fresh process capped at RENDER_CPU_S of CPU and
-    RENDER_MEMORY_MB of address space, killed after RENDER_WALL_S; its stdout as text."""
+    RENDER_MEMORY_MB of address space, killed after RENDER_WALL_S; its stdout as text.
+
+    As root it runs as nobody (_render_uid); should that fail other than by a limit (a file
+    nobody may read after all), it runs again, and from then on, as the grader's user."""
+    uid = _render_uid()
+    if uid is None or _AS_NOBODY_FAILED:
+        return _render_once(request, None)
+    try:
+        return _render_once(request, uid)
+    except RenderError as e:
+        if e.by_limit:
+            raise
+        _AS_NOBODY_FAILED.append(str(e))
+        return _render_once(request, None)
+
+
+_AS_NOBODY_FAILED = []
+
+
+def _render_once(request, uid):
     import subprocess
 
     command = [sys.executable, "-m", "grader.render", "--cpu", str(RENDER_CPU_S),
                "--memory", str(RENDER_MEMORY_MB)]
+    if uid is not None:
+        command += ["--uid", str(uid)]
     env = {"LANG": "C.UTF-8", "PYTHONPATH": KIT_ROOT, "PATH": "/usr/bin:/bin",
            "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
     data = json.dumps(request).encode("utf-8")
@@ -516,7 +542,7 @@ def render_in_wall(request):
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
-        raise RenderError(f"it took more than {RENDER_WALL_S} s") from None
+        raise RenderError(f"it took more than {RENDER_WALL_S} s", by_limit=True) from None
     except BaseException:
         process.kill()
         process.wait()
@@ -524,11 +550,26 @@ def render_in_wall(request):
     if process.returncode == 0:
         return out.decode("utf-8", "replace")
     if process.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-        raise RenderError(f"it used more than {RENDER_CPU_S} s of CPU time")
+        raise RenderError(f"it used more than {RENDER_CPU_S} s of CPU time", by_limit=True)
     if process.returncode == 3 or b"MemoryError" in err:
-        raise RenderError(f"it needed more than {RENDER_MEMORY_MB} MB of memory")
+        raise RenderError(f"it needed more than {RENDER_MEMORY_MB} MB of memory", by_limit=True)
     last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
     raise RenderError(f"the render process failed: {redact(last[0])[:200]}")
+
+
+RENDER_UID = 65534  # nobody: as root, the render process runs as nobody where it can
+
+
+@functools.lru_cache(maxsize=1)
+def _render_uid():
+    """The uid the render process runs as: RENDER_UID when the grader runs as root and nobody
+    can read the kit and this Python; else None (the grader's own user)."""
+    from grader import sandbox
+
+    if os.geteuid() != 0:
+        return None
+    needed = [KIT_ROOT, os.path.dirname(os.path.realpath(sys.executable)), *sandbox.python_paths()]
+    return RENDER_UID if all(sandbox.world_readable(p) for p in needed if os.path.exists(p)) else None
 
 
 def plain_html(notebook, banner, title):

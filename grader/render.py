@@ -1,8 +1,9 @@
 """The render process: notebooks and written answers to sanitised HTML, behind a time and memory wall.
 
-`python -m grader.render --cpu SECONDS --memory MB` reads one JSON request on stdin and writes
-the result on stdout. Before it reads a byte of the request it caps its own CPU time and address
-space (RLIMIT_CPU, RLIMIT_AS); the grader's process (grader.notebook.render_in_wall) kills it
+`python -m grader.render --cpu SECONDS --memory MB [--uid UID]` reads one JSON request on stdin
+and writes the result on stdout. Before it reads a byte of the request it caps its own CPU time
+and address space (RLIMIT_CPU, RLIMIT_AS) and, started as root, becomes UID (nobody); the
+grader's process (grader.notebook.render_in_wall) kills it
 after a wall-clock limit. What a submission controls (markdown that makes mistune quadratic, a
 huge code cell for pygments, LaTeX for latex2mathml) costs this process, never the grader's:
 a render that runs out of time or memory ends here, and the grader shows the plain-text page.
@@ -16,6 +17,7 @@ answers) at a time; it exits after one request.
 """
 import argparse
 import json
+import os
 import resource
 import sys
 
@@ -45,8 +47,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader.render", description=__doc__.split("\n")[0])
     parser.add_argument("--cpu", type=int, required=True, help="seconds of CPU time")
     parser.add_argument("--memory", type=int, required=True, help="address space, in MB")
+    parser.add_argument("--uid", type=int, help="run as this uid and gid (started as root)")
     args = parser.parse_args(argv)
     limit_self(args.cpu, args.memory)
+    if args.uid is not None:
+        os.setgroups([])
+        os.setgid(args.uid)
+        os.setuid(args.uid)
     try:
         result = handle(json.load(sys.stdin.buffer))
     except MemoryError:

@@ -168,4 +168,4 @@ def test_no_report_shows_a_path_of_the_graders_machine(executed):
         html = (executed["out"] / name / "report.html").read_text()
         for path in (ROOT, sys.prefix, os.path.dirname(sys.executable), "two-layer-net-grade-"):
             assert path not in html, (name, path)
-    assert "python <python>/python" in (executed["out"] / "syntax" / "report.html").read_text()
+    assert "python &lt;python&gt;/python" in (executed["out"] / "syntax" / "report.html").read_text()
