@@ -258,8 +258,10 @@ def update_manual_csv(path, names):
     if os.path.exists(path):
         try:
             rows, _ = _read_manual(path)
-        except MergeError:
-            return  # a file the TA is editing that we cannot read: never overwrite it
+        except MergeError as e:  # a file the TA is editing that we cannot read: never overwrite it
+            print(f"grade.py: {path} was left as it is ({e}); new students were not added",
+                  file=sys.stderr)
+            return
     known = {r.get("name") for r in rows}
     rows += [{"name": n} for n in names if n not in known]
     rows.sort(key=lambda r: r.get("name") or "")
