@@ -125,8 +125,8 @@ def visit(driver, path):
     return seen
 
 
-def assert_inert(seen, what):
-    assert seen.ran() == [], f"{what}: a script ran"
+def assert_inert(seen, what, title=REPORT_TITLE):
+    assert seen.ran(title) == [], f"{what}: a script ran"
     assert seen.requests == [], f"{what}: the page tried to load {seen.requests}"
     assert seen.url.startswith("file:"), f"{what}: the page navigated to {seen.url}"
 
@@ -240,7 +240,7 @@ def test_answers_and_index_pages_run_nothing_and_show_math(browser, tmp_path):
         "amy": {"answers": {"q1": hostile, "q2": forged}, "guessed": {}},
         "bob": {"answers": {"q1": r"The gradient $\nabla_{W_2} L = \frac{1}{N}$"}, "guessed": {}}})
     (tmp_path / "answers.html").write_text(page, encoding="utf-8")
-    assert_inert(visit(browser, tmp_path / "answers.html"), "answers.html")
+    assert_inert(visit(browser, tmp_path / "answers.html"), "answers.html", "Written answers")
     labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".answer-label")]
     assert labels == [f"{n} · {q}" for q in answers.WRITTEN_POINTS for n in ("amy", "bob")]
     fraction = browser.find_elements(By.CSS_SELECTOR, "math mfrac")
@@ -253,4 +253,4 @@ def test_answers_and_index_pages_run_nothing_and_show_math(browser, tmp_path):
         {t: Verdict(True, "") for t in RUBRIC}, "", 0.0, {"flags": ["<script>x()</script>"]})}
     (tmp_path / "out").mkdir()
     answers.write_index(str(tmp_path / "out"), rows)
-    assert_inert(visit(browser, tmp_path / "out" / "index.html"), "index.html")
+    assert_inert(visit(browser, tmp_path / "out" / "index.html"), "index.html", "Grades")
