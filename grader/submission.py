@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 MODULE = "two_layer_net.py"
 NOTEBOOK = "two_layer_net.ipynb"
 ASSIGNMENT_FILES = {MODULE, NOTEBOOK, "submission.zip", "two_layer_net.zip"}  # named by folder
-RESERVED = {"grades.csv", "scores.png", "answers.html", "manual.csv"}  # the batch's files in --out
+RESERVED = {"grades.csv", "scores.png", "answers.html", "manual.csv", "index.html",
+            "manual-merged.json"}  # the batch's files in --out
 MAX_NAME = 100
 MAX_ARCHIVE_BYTES = 50 << 20
 MAX_UNPACKED_BYTES = 50 << 20

@@ -348,3 +348,12 @@ def test_index_lists_every_student_with_score_flags_and_links(tmp_path):
     parser = Scripts()
     parser.feed(page)
     assert parser.found == [] and "bob&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize("filename", ["index.html.py", "manual-merged.json.py", "INDEX.HTML.py"])
+def test_no_submission_is_named_like_the_index_or_the_merge_store(tmp_path, filename):
+    from grader.submission import collect
+
+    (tmp_path / filename).write_text(SOLUTION)
+    (sub,) = collect([str(tmp_path / filename)])
+    assert sub.name.lower() not in ("index.html", "manual-merged.json"), sub.name
