@@ -373,3 +373,27 @@ def test_the_render_process_as_nobody_gives_a_formatted_report(monkeypatch):
     monkeypatch.setattr(notebook, "_AS_NOBODY_FAILED", [])
     page = report(hostile_notebooks.benign())
     assert "could not be built" not in page and "<table>" in page
+
+
+@pytest.mark.parametrize("minor", [4, 5])
+def test_a_notebook_of_many_parts_is_cut_before_nbformat_reads_it(minor):
+    """nbformat takes seconds per 10,000 cells or outputs, in the grader's process: the parts
+    beyond what a report shows are cut from the JSON first, saying so."""
+    import json
+
+    def cell(i, outputs):
+        c = {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": f"x = {i}",
+             "outputs": outputs}
+        return {**c, "id": f"c{i}"} if minor == 5 else c
+
+    prints = [{"output_type": "stream", "name": "stdout", "text": f"step {i}\n"} for i in range(50_000)]
+    images = [{"output_type": "display_data", "metadata": {},
+               "data": {"image/png": hostile_notebooks.FIGURE}} for _ in range(100)]
+    raw = {"cells": [cell(0, prints), cell(1, images)] + [cell(i, []) for i in range(2, 3000)],
+           "metadata": {}, "nbformat": 4, "nbformat_minor": minor}
+    node = notebook.read_notebook(json.dumps(raw).encode())
+    assert len(node.cells) == notebook.MAX_CELLS + 1 and "cut the remaining 2,500 cells" in node.cells[-1].source
+    (joined,) = node.cells[0].outputs
+    assert joined.text.startswith("step 0\n") and joined.text.endswith("step 49999\n")
+    assert len(node.cells[1].outputs) == notebook.MAX_OUTPUTS + 1
+    assert "cut the remaining 60 outputs" in node.cells[1].outputs[-1].text
