@@ -178,6 +178,12 @@ def usage_error(message, parser=None):
     return 2
 
 
+def interrupted(what="nothing was graded; run the same command again"):
+    """Ctrl-C's one line, wherever it came (start-up, grading, a tool): exit status 130."""
+    print(f"\ngrade.py: interrupted: {what}", file=sys.stderr)
+    return 130
+
+
 def cmd_grade(args):
     from grader import batch, submission
 
@@ -197,15 +203,14 @@ def cmd_grade(args):
     except submission.UsageError as e:
         return usage_error(str(e))
     except batch.Interrupted as e:
-        how = "terminated (SIGTERM)" if e.signal else "interrupted"
-        print(f"\ngrade.py: {how}: {e.finished} of {e.total} submissions finished and "
-              f"written to {args.out} (grades.csv holds them); run the same command again to "
-              "grade the rest", file=sys.stderr)
-        return 143 if e.signal else 130
+        what = (f"{e.finished} of {e.total} submissions finished and written to {args.out} "
+                "(grades.csv holds them); run the same command again to grade the rest")
+        if e.signal:
+            print(f"\ngrade.py: terminated (SIGTERM): {what}", file=sys.stderr)
+            return 143
+        return interrupted(what)
     except KeyboardInterrupt:  # before grading began (reading the SUBs, building the rubric)
-        print("\ngrade.py: interrupted while starting, before any submission was graded; run "
-              "the same command again", file=sys.stderr)
-        return 130
+        return interrupted()
     print(report.summary(rows))
     if public:
         print("note: graded with the public self-check inputs; set $GRADER_SECRET_SEED or "
@@ -307,6 +312,15 @@ def cmd_merge(args):
 
 
 def main(argv=None):
+    """The command line; returns the exit status. Ctrl-C at any point, start-up included (the
+    imports, the rubric being built), ends with interrupted()'s one line and 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return interrupted()
+
+
+def _main(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         return self_check()
@@ -340,7 +354,10 @@ def _has_module(command):
 
 
 if __name__ == "__main__":
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # between main's own handler and here
+        code = 130
     if code == 130:  # everything is written: skip the seconds torch's teardown takes
         sys.stdout.flush()
         sys.stderr.flush()

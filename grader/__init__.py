@@ -18,8 +18,11 @@ The path a submission takes, and the module for each step:
   `namespaces` (file system view, network, PID, IPC), `cgroup` (memory) and, without
   namespaces, `reaper`; replies travel in the `wire` format and are checked before judging.
 - `notebook` (with `html_report`): with --execute, the notebook runs in a child too (through
-  `notebook.client`, as main.py's does) and becomes a sanitised report.html; `answers` gathers
-  the written answers into answers.html and manual.csv and merges the TA's scores.
+  `notebook.client`, as main.py's does) and becomes a sanitised report.html, cut to size and
+  rendered in a `render` process (python -m grader.render) capped in CPU time, memory and wall
+  clock; `answers` gathers the written answers into answers.html (rendered there too) and
+  manual.csv, merges the TA's scores (kept in manual-merged.json across reruns) and writes
+  the index.html of the results folder.
 - `report`: results.json (Gradescope's schema), the table, the summary and the histogram;
   `gradebook`: grades.csv and the Canvas and Gradescope imports (one row a student, safe
   cells, late penalties in their own column); `feedback`: each student's feedback.html.

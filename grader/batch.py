@@ -304,7 +304,7 @@ class Grader:
             if self.execute and sub.has_notebook:
                 began = time.monotonic()
                 (extra["notebook"], extra["notebook_status"],
-                 files["report.html"]) = self._run_notebook(sub, folder)
+                 files["report.html"]) = self._run_notebook(sub, folder, note.strip())
                 extra["notebook_seconds"] = round(time.monotonic() - began, 1)
                 files[answers.ANSWERS_FILE] = self._answers(sub)
                 note += " Notebook: " + extra["notebook"]
@@ -326,9 +326,10 @@ class Grader:
             given = {}
         return json.dumps(given)
 
-    def _run_notebook(self, sub, folder):
+    def _run_notebook(self, sub, folder, module_problem=""):
         """Execute the submission's notebook in a sandboxed child: (summary, status: "ran",
-        "ran with errors", "timed out" or "failed", report.html bytes)."""
+        "ran with errors", "timed out" or "failed", report.html bytes); `module_problem`: why
+        the tests could not import two_layer_net.py, if they could not."""
         slot = self._slot()
         uid = None if self.notebook_as_root else slot.uid
         workdir = tempfile.mkdtemp(prefix="scratch-notebook-", dir=folder)
@@ -344,7 +345,7 @@ class Grader:
         else:
             try:
                 executed = notebook.read_notebook(outcome.arrays["notebook"].numpy().tobytes())
-                summary = notebook.summarise(outcome.meta)
+                summary = notebook.summarise(outcome.meta, module_problem)
                 stopped = (outcome.meta.get("errors") or {}).get("notebook") or ""
                 status = ("timed out" if "timed out" in stopped.lower() else "ran with errors"
                           if stopped or outcome.meta.get("failed_cells") else "ran")
@@ -454,7 +455,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
         results, todo = {}, []
         for sub in subs:
             cached = None if force else cache.cached_result(
-                os.path.join(out_dir, sub.name), cache.fingerprint(sub, seed, execute))
+                os.path.join(out_dir, sub.name), cache.fingerprint(sub, seed, execute, limits))
             if cached is not None:  # who it is may have changed with a new export's metadata
                 cached.extra_data["identity"] = sub.identity
                 results[sub.name] = cached
@@ -463,18 +464,25 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
         try:
             _grade_all(todo, results, out_dir=out_dir, seed=seed, public=public, limits=limits,
                        jobs=jobs, progress=progress, execute=execute, visibility=visibility)
+        except KeyboardInterrupt:  # before the slots started (the rubric being built): as later
+            pass
         finally:  # after Ctrl-C too: the gradebook of everything finished
             rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs))
             rows.update(results)
             for kind in {"plain", *formats}:
                 report.write_atomically(os.path.join(out_dir, gradebook.FORMAT_FILES[kind]),
                                         gradebook.WRITERS[kind](rows, policy))
+            answers.reapply_merge(out_dir)  # merged written scores are data: they stay
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
-            for name in results:
-                report.write_atomically(os.path.join(out_dir, name, feedback.FEEDBACK_FILE),
-                                        feedback.page(name, results[name], (written or {}).get(name)))
+            if written is None:
+                answers.write_feedback(out_dir, results)
+            else:
+                for name in results:
+                    report.write_atomically(os.path.join(out_dir, name, feedback.FEEDBACK_FILE),
+                                            feedback.page(name, results[name], written.get(name)))
             if execute:
                 answers.write_reports(out_dir, list(rows))
+            answers.write_index(out_dir, rows)  # last: it links the files written above
         if len(results) != len(subs):
             raise Interrupted(len(results), len(subs), terminated.signal)
     return rows
@@ -518,7 +526,7 @@ def _grade_all(todo, results, *, out_dir, seed, public, limits, jobs, progress, 
                 for test in result.tests if visibility else ():
                     test.visibility = visibility
                 cache.store(os.path.join(out_dir, sub.name), result,
-                            cache.fingerprint(sub, seed, execute), files)
+                            cache.fingerprint(sub, seed, execute, limits), files)
                 results[sub.name] = result
         except KeyboardInterrupt:
             grader.abort()

@@ -1,7 +1,9 @@
 """The result cache: a submission is not graded again while nothing its results depend on changed.
 
 Each results folder holds `.grade-meta.json`, the fingerprint of what produced its results.json:
-the submission's content, the grader's code, the seed and whether its notebook was executed.
+the submission's content, the grader's code, the seed, whether its notebook was executed, and
+the limits it ran under (a rerun with a larger --timeout or --memory grades again what the old
+limits may have cut short).
 A rerun of the same batch (after Ctrl-C, a crash, or with more submissions) reuses every result
 whose fingerprint still matches and regrades the rest.
 """
@@ -19,10 +21,16 @@ def seed_id(seed):
     return hashlib.sha256(f"seed:{seed}".encode()).hexdigest()[:16]
 
 
-def fingerprint(sub, seed, execute):
-    """What a submission's results depend on: its content, the grader, the seed, --execute."""
-    return {"content_hash": sub.content_hash, "grader_version": GRADER_VERSION,
-            "seed": seed_id(seed), "execute": bool(execute and sub.has_notebook)}
+def fingerprint(sub, seed, execute, limits=None):
+    """What a submission's results depend on: its content, the grader, the seed, --execute,
+    and `limits` (a batch.Limits: seconds per group, memory, seconds per notebook)."""
+    executed = bool(execute and sub.has_notebook)
+    found = {"content_hash": sub.content_hash, "grader_version": GRADER_VERSION,
+             "seed": seed_id(seed), "execute": executed}
+    if limits is not None:
+        found["limits"] = {"timeout": float(limits.timeout), "memory_mb": int(limits.memory_mb),
+                           "notebook_timeout": float(limits.notebook_timeout) if executed else None}
+    return found
 
 
 def cached_result(result_dir, fingerprint_now):

@@ -2,7 +2,8 @@
 
 Two walls. `sanitise` keeps an allow-list of tags and attributes (text, headings, lists, tables,
 code with pygments classes, links to http/https/mailto and in-page anchors, images only as inline
-data: PNG, JPEG or SVG in an <img>); nothing that runs, nothing that loads, no style attributes.
+data: PNG, JPEG or SVG in an <img>, MathML's presentation elements for rendered LaTeX); nothing
+that runs, nothing that loads, no style attributes.
 `page` puts a sanitised body in a document whose Content-Security-Policy forbids scripts, frames,
 forms and every load except data: images, and allows only the page's own stylesheet (by its
 hash), so that a hole in the first wall still runs and loads nothing.
@@ -21,10 +22,25 @@ TAGS = {
     "ol", "p", "pre", "s", "samp", "span", "strong", "sub", "sup", "table", "tbody", "td",
     "tfoot", "th", "thead", "tr", "u", "ul", "var",
 }
+# MathML, as grader.notebook renders LaTeX (latex2mathml): presentation elements only, none that
+# links (href), switches (maction) or embeds other markup (semantics, annotation-xml).
+MATH_TAGS = {
+    "math", "mrow", "mi", "mn", "mo", "ms", "mspace", "mtext", "msub", "msup", "msubsup",
+    "munder", "mover", "munderover", "mfrac", "msqrt", "mroot", "mstyle", "merror", "mpadded",
+    "mphantom", "menclose", "mtable", "mtr", "mtd", "mmultiscripts", "mprescripts", "none",
+}
+MATH_ATTRIBUTES = {
+    "display", "mathvariant", "stretchy", "fence", "separator", "accent", "accentunder",
+    "lspace", "rspace", "linethickness", "columnalign", "rowalign", "rowspacing",
+    "columnspacing", "columnlines", "rowlines", "frame", "notation", "width", "height", "depth",
+    "minsize", "maxsize", "movablelimits", "symmetric", "form", "scriptlevel", "displaystyle",
+    "largeop", "columnspan", "rowspan",
+}
+MATH_VALUE = re.compile(r"[A-Za-z0-9 .%+-]{0,64}")
 # Removed with everything inside them (other tags outside TAGS lose the tag and keep the text).
 DROP_WITH_CONTENT = {
     "script", "style", "title", "textarea", "noscript", "template", "iframe", "frameset",
-    "object", "embed", "applet", "svg", "math", "xmp", "noembed", "noframes", "plaintext",
+    "object", "embed", "applet", "svg", "xmp", "noembed", "noframes", "plaintext",
     "select", "button", "video", "audio", "canvas",
 }
 ATTRIBUTES = {
@@ -35,12 +51,14 @@ ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
     "ol": {"start"},
+    **{tag: MATH_ATTRIBUTES for tag in MATH_TAGS},
 }
 LINK_REL = "noopener noreferrer nofollow"
 CLASS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 LINK = re.compile(r"(https?://|mailto:|#)\S*", re.IGNORECASE)
 IMAGE_DATA_URL = re.compile(r"data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/=\s]*")
 SMALL_NUMBER = re.compile(r"[0-9]{1,4}")
+RELATIVE_PAGE = re.compile(r"[A-Za-z0-9%._-]{1,200}/(report|feedback)\.html")
 
 CSP = ("default-src 'none'; img-src data:; style-src {style}; base-uri 'none'; "
        "form-action 'none'")
@@ -80,12 +98,15 @@ blockquote { margin: .5rem 0; padding: 0 1rem; color: #57606a; border-left: 4px 
 """
 
 
-def _keep_attribute(tag, name, value):
+def _keep_attribute(tag, name, value, pages=False):
     """nh3's attribute filter: the value to keep, or None to drop the attribute."""
+    if tag in MATH_TAGS:
+        return value if name in MATH_ATTRIBUTES and MATH_VALUE.fullmatch(value) else None
     if name == "class":
         return " ".join(c for c in value.split() if CLASS_NAME.fullmatch(c)) or None
     if name == "href":
-        return value if LINK.fullmatch(value.strip()) else None
+        return value if LINK.fullmatch(value.strip()) or (
+            pages and RELATIVE_PAGE.fullmatch(value)) else None
     if name == "src":
         return value if IMAGE_DATA_URL.fullmatch(value) else None
     if name in ("colspan", "rowspan", "start"):
@@ -95,25 +116,31 @@ def _keep_attribute(tag, name, value):
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def _cleaner():
+@functools.lru_cache(maxsize=2)
+def _cleaner(pages=False):
+    """nh3's cleaner; `pages`: also keep links to a student's page in the results folder."""
+    def relative(url):
+        return url if url.startswith("#") or (pages and RELATIVE_PAGE.fullmatch(url)) else None
+
     return nh3.Cleaner(
-        tags=TAGS, clean_content_tags=DROP_WITH_CONTENT, attributes=ATTRIBUTES,
-        attribute_filter=_keep_attribute, strip_comments=True, link_rel=LINK_REL,
-        url_schemes={"http", "https", "mailto", "data"},
-        url_relative=lambda url: url if url.startswith("#") else None)
+        tags=TAGS | MATH_TAGS, clean_content_tags=DROP_WITH_CONTENT, attributes=ATTRIBUTES,
+        attribute_filter=lambda tag, name, value: _keep_attribute(tag, name, value, pages),
+        strip_comments=True, link_rel=LINK_REL, url_schemes={"http", "https", "mailto", "data"},
+        url_relative=relative)
 
 
-def sanitise(fragment_html):
+def sanitise(fragment_html, pages=False):
     """`fragment_html` reduced to what a report needs and nothing that runs or loads.
 
     Kept: the tags in TAGS; class names (letters, digits, - and _); ids on headings; links to
     http, https, mailto and #anchors (with rel="noopener noreferrer nofollow"); image sources
     that are base64 data: URLs of PNG, JPEG or SVG (an SVG in an <img> cannot run or load
-    anything). Dropped: every other tag, attribute and URL, comments, and the content of
-    scripts, styles, frames, objects and inline <svg>/<math>.
+    anything); MathML's presentation elements with their layout attributes (plain values).
+    Dropped: every other tag, attribute and URL, comments, and the content of scripts, styles,
+    frames, objects and inline <svg>. `pages` (the grader's own index page only): links to
+    `<folder>/report.html` and `<folder>/feedback.html` stay too.
     """
-    return _cleaner().clean(fragment_html)
+    return _cleaner(pages).clean(fragment_html)
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,7 +151,7 @@ def stylesheet():
     return CSS + HtmlFormatter(style="default").get_style_defs(".highlight") + "\n"
 
 
-def page(title, body_html, *, css=""):
+def page(title, body_html, *, css="", pages=False):
     """A complete HTML document: `title` (plain text), `body_html` after `sanitise`, the
     report's stylesheet plus `css` (trusted: the caller's own, never a student's), under a
     Content-Security-Policy that allows that stylesheet and data: images and nothing else."""
@@ -138,4 +165,45 @@ def page(title, body_html, *, css=""):
         "<meta http-equiv=\"x-dns-prefetch-control\" content=\"off\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{html.escape(title)}</title>\n<style>{style}</style>\n</head>\n"
-        f"<body>\n<main>\n{sanitise(body_html)}\n</main>\n</body>\n</html>\n")
+        f"<body>\n<main>\n{sanitise(body_html, pages)}\n</main>\n</body>\n</html>\n")
+
+
+INDEX_CSS = """
+.index td.score { text-align: right; font-variant-numeric: tabular-nums; }
+.index td.flags { color: #9a6700; }
+"""
+
+
+def index_html(entries):
+    """DIR/index.html: a row per student with score, flags, how the notebook went, and links to
+    the student's report.html and feedback.html (where they exist).
+
+    `entries`: [{"name", "who" (display name or ""), "score", "max_score", "written" (the
+    merged written points, or None), "flags" [str], "notebook" (str or ""), "report" (bool),
+    "feedback" (bool)}], in the order shown.
+    """
+    from urllib.parse import quote
+
+    rows = []
+    for e in entries:
+        folder = quote(e["name"], safe="")
+        links = " ".join(f"<a href=\"{folder}/{page}.html\">{page}</a>"
+                         for page in ("report", "feedback") if e.get(page))
+        score = f"{_points(e['score'])} / {_points(e['max_score'])}"
+        if e.get("written") is not None:
+            score += f" + {_points(e['written'])} written"
+        rows.append(
+            f"<tr><td>{html.escape(e['name'])}</td><td>{html.escape(e.get('who') or '')}</td>"
+            f"<td class=\"score\">{html.escape(score)}</td>"
+            f"<td class=\"flags\">{html.escape('; '.join(e.get('flags') or []))}</td>"
+            f"<td>{html.escape(e.get('notebook') or '')}</td><td>{links}</td></tr>")
+    body = ("<h1>Grades</h1><p>" + f"{len(entries)} submissions. grades.csv holds the same "
+            "scores; answers.html has the written answers, question by question.</p>"
+            "<table class=\"index\"><thead><tr><th>name</th><th>student</th><th>score</th>"
+            "<th>flags</th><th>notebook</th><th>pages</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+    return page("Grades", body, css=INDEX_CSS, pages=True)
+
+
+def _points(value):
+    return str(int(value)) if float(value).is_integer() else f"{float(value):g}"

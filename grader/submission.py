@@ -21,7 +21,8 @@ MODULE = "two_layer_net.py"
 NOTEBOOK = "two_layer_net.ipynb"
 ASSIGNMENT_FILES = {MODULE, NOTEBOOK, "submission.zip", "two_layer_net.zip"}  # named by folder
 RESERVED = {"grades.csv", "scores.png", "answers.html", "manual.csv",  # the batch's files in --out
-            "canvas.csv", "gradescope.csv"}
+            "canvas.csv", "gradescope.csv", "index.html", "manual-merged.json", "similar.csv",
+            "similar.html"}
 MAX_NAME = 100
 MAX_ARCHIVE_BYTES = 50 << 20
 MAX_UNPACKED_BYTES = 50 << 20

@@ -235,6 +235,13 @@ def entries():
                              f"\x1b[38;2;1;2;3m<img src=x onerror=\"{PAYLOAD}\">\x1b[0m",
                              f"\x1b]8;;javascript:{PAYLOAD}\x1b\\link\x1b]8;;\x1b\\"])),
               keep=["ValueError"], nbconvert_lets_through=False),
+        Entry("markdown_latex",
+              "LaTeX whose \\text holds HTML (latex2mathml leaves it unescaped), an \\href and a style",
+              markdown(f"Inline $\\text{{<img/src=x/onerror={PAYLOAD}>}}$ and "
+                       f"$\\href{{javascript:{PAYLOAD}}}{{x}}$ then "
+                       f"$$\\style{{background:url({REMOTE}/latex.png)}}{{y}} + \\frac{{1}}{{N}}$$",
+                       "A <math><mi href=\"javascript:alert(1)\">raw</mi></math> MathML tag"),
+              keep=["<mfrac>"], nbconvert_lets_through=False),  # nbconvert leaves LaTeX as text
         Entry("cell_tags", "a cell tag that closes the class attribute",
               new_notebook(cells=[tagged]), nbconvert_lets_through=False),
     ]

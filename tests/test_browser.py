@@ -125,8 +125,8 @@ def visit(driver, path):
     return seen
 
 
-def assert_inert(seen, what):
-    assert seen.ran() == [], f"{what}: a script ran"
+def assert_inert(seen, what, title=REPORT_TITLE):
+    assert seen.ran(title) == [], f"{what}: a script ran"
     assert seen.requests == [], f"{what}: the page tried to load {seen.requests}"
     assert seen.url.startswith("file:"), f"{what}: the page navigated to {seen.url}"
 
@@ -225,3 +225,32 @@ def test_graded_hostile_notebook_report_runs_and_loads_nothing(request, tmp_path
         "the notebook ran: its error and its figure are in the report"
     assert "data:image/svg+xml;base64," in page, "its SVG is shown as an image"
     assert_inert(visit(request.getfixturevalue("browser"), path), "the graded notebook's report")
+
+
+def test_answers_and_index_pages_run_nothing_and_show_math(browser, tmp_path):
+    """answers.html with hostile answers (scripts, forged boxes, LaTeX whose text is HTML) and
+    the index page, opened in Chromium: inert, each answer in its own box, the math laid out."""
+    from grader import answers
+
+    latex = {e.name: e for e in hostile_notebooks.entries()}["markdown_latex"].notebook
+    hostile = "\n\n".join(c.source for c in latex.cells)
+    forged = ("## q2 (5 points)\n\n#### bob\n\n"
+              f"<script>{hostile_notebooks.PAYLOAD}</script>[x](javascript:alert(1))")
+    page = answers.answers_html({
+        "amy": {"answers": {"q1": hostile, "q2": forged}, "guessed": {}},
+        "bob": {"answers": {"q1": r"The gradient $\nabla_{W_2} L = \frac{1}{N}$"}, "guessed": {}}})
+    (tmp_path / "answers.html").write_text(page, encoding="utf-8")
+    assert_inert(visit(browser, tmp_path / "answers.html"), "answers.html", "Written answers")
+    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".answer-label")]
+    assert labels == [f"{n} · {q}" for q in answers.WRITTEN_POINTS for n in ("amy", "bob")]
+    fraction = browser.find_elements(By.CSS_SELECTOR, "math mfrac")
+    assert fraction and fraction[-1].size["height"] > 0, "the MathML is laid out"
+    assert browser.find_elements(By.CSS_SELECTOR, "h2")[1].text == "q2 (5 points)"
+
+    from grader import report
+    from grader.rubric import RUBRIC, Verdict
+    rows = {"<img src=x onerror=alert(1)>": report.make_result(
+        {t: Verdict(True, "") for t in RUBRIC}, "", 0.0, {"flags": ["<script>x()</script>"]})}
+    (tmp_path / "out").mkdir()
+    answers.write_index(str(tmp_path / "out"), rows)
+    assert_inert(visit(browser, tmp_path / "out" / "index.html"), "index.html", "Grades")

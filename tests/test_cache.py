@@ -41,3 +41,22 @@ def test_an_interrupted_batch_resumes(tmp_path):
     (out / "cat" / "results.json").write_text('{"score": 10')  # a write cut short
     assert grade.main([str(tmp_path / "cat.py"), "--out", str(out)]) == 0
     assert load_results(out, "cat")["score"] == 100
+
+
+def test_a_rerun_with_other_limits_grades_again(tmp_path):
+    """A result cut short by --timeout or --memory must not survive a rerun with larger limits."""
+    source = open(os.path.join(ROOT, "tests", "submissions", "student_solution.py")).read()
+    (tmp_path / "dan.py").write_text(source)
+    out = tmp_path / "out"
+    sub = str(tmp_path / "dan.py")
+    assert grade.main([sub, "--out", str(out), "--timeout", "20"]) == 0
+    stamp = (out / "dan" / "results.json").stat().st_mtime_ns
+    assert grade.main([sub, "--out", str(out), "--timeout", "20"]) == 0
+    assert (out / "dan" / "results.json").stat().st_mtime_ns == stamp, "same limits: cached"
+    assert grade.main([sub, "--out", str(out), "--timeout", "40"]) == 0
+    stamp2 = (out / "dan" / "results.json").stat().st_mtime_ns
+    assert stamp2 != stamp, "a larger --timeout kept the old result"
+    assert grade.main([sub, "--out", str(out), "--timeout", "40", "--memory", "1500"]) == 0
+    assert (out / "dan" / "results.json").stat().st_mtime_ns != stamp2, "a larger --memory kept it"
+    assert 'href="dan/' not in (out / "index.html").read_text(), "no report without --execute"
+    assert ">dan<" in (out / "index.html").read_text()

@@ -95,7 +95,8 @@ def test_batch_exits_one_and_writes_every_result(corpus):
     assert corpus["code"] == 1  # the corpus holds submissions that cannot be graded (contract §3)
     names = {grading_corpus.result_name(e) for e in corpus["entries"]}
     on_disk = {p.name for p in corpus["out"].iterdir() if p.name != ".grade.lock"}
-    assert on_disk == names | {"grades.csv", "scores.png"}, "a submission wrote into the results folder"
+    assert on_disk == names | {"grades.csv", "scores.png", "index.html"}, \
+        "a submission wrote into the results folder"
 
 
 @pytest.mark.parametrize("index", range(len(all_entries([], "/nonexistent"))))

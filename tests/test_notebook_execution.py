@@ -50,11 +50,16 @@ def executed(tmp_path_factory, host_objects):
         "hangs": small_notebook("while True:\n    pass"),
         "dies": small_notebook("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "print('never')"),
         "walls": small_notebook(*HOSTILE_NOTEBOOK_CELLS),
+        # the kit's notebook catches a module that does not load (helpers.follow_module): no cell raises
+        "syntax": small_notebook("try:\n    import two_layer_net\nexcept SyntaxError as e:\n"
+                                 "    print('two_layer_net.py does not load:', e)",
+                                 "import sys\nprint('python', sys.executable, sys.prefix)"),
     }
     paths = []
     for name, text in notebooks.items():
         (folder / name).mkdir()
-        (folder / name / "two_layer_net.py").write_text(reference)
+        (folder / name / "two_layer_net.py").write_text(
+            reference + ("\ndef broken(:\n" if name == "syntax" else ""))
         (folder / name / "two_layer_net.ipynb").write_text(text)
         paths.append(str(folder / name))
     uid_base = 100_000 + secrets.randbelow(800_000)
@@ -146,3 +151,21 @@ def test_the_kits_own_notebook_runs_clean_under_the_default_limits(tmp_path):
     assert grade.main([str(sub), "--out", str(out), "--execute"]) == 0
     result = load_results(out, "student")
     assert "ran from top to bottom without errors" in result["output"], result["output"]
+
+
+def test_a_module_that_does_not_load_is_said_not_ran_without_errors(executed):
+    syntax = load_results(executed["out"], "syntax")
+    assert "without errors" not in syntax["output"], syntax["output"]
+    assert "two_layer_net.py did not load" in syntax["output"] and "SyntaxError" in syntax["output"]
+    html = (executed["out"] / "syntax" / "report.html").read_text()
+    assert "did not load" in html
+
+
+def test_no_report_shows_a_path_of_the_graders_machine(executed):
+    import sys
+
+    for name in ("works", "syntax", "raises"):
+        html = (executed["out"] / name / "report.html").read_text()
+        for path in (ROOT, sys.prefix, os.path.dirname(sys.executable), "two-layer-net-grade-"):
+            assert path not in html, (name, path)
+    assert "python &lt;python&gt;/python" in (executed["out"] / "syntax" / "report.html").read_text()
