@@ -9,10 +9,24 @@ The path a submission takes, and the module for each step:
 - `rubric` and `groups/`: the inputs drawn from the seed, the expected values from an
   independent autograd oracle, and each group's judge; a group module also holds what its
   child calls (`groups/forward.py`, `backward.py`, `train.py`, `predict.py`).
-- `batch`: the job slots; each drives a `worker` process (python -m grader.worker), which forks
-  one `child` per test group behind the walls of `sandbox` (rlimits, uid, Landlock),
-  `namespaces` (file system view, network, PID, IPC), `cgroup` (memory) and, without
-  namespaces, `reaper`; replies travel in the `wire` format and are checked before judging.
+- `batch`: the job slots; each drives a `worker` process (python -m grader.worker) that
+  relays and supervises; replies travel in the `wire` format and are checked before judging.
+
+The process model (one module a process role; docs/process-model.md has it in full):
+
+- the grader's process (`batch`, and the modules above it) holds the seed, the expected values
+  and every submission's files; it never runs submission code. It starts one `worker` a slot.
+- the `worker` (the slot's supervisor) enters the walls every child shares (`namespaces`: a
+  file system view, no network), then forks the `zygote` before it reads any request. It then
+  relays: a request from the grader goes to the child through the child's own pipe, the
+  child's output and result come back to the worker and on to the grader. It holds
+  submissions' data, so it never forks a child. Without namespaces it also forks the `reaper`.
+- the `zygote` imports torch (one thread) and what students import, and forks every child on
+  the worker's word; it never receives any submission's data, so no child starts with another
+  submission's data in its memory.
+- the `child` reads its request, puts up its walls (`namespaces`: PID, IPC, mount with a tmpfs
+  scratch; `cgroup`: memory; `sandbox`: rlimits, Landlock, the uid; `seccomp`: no keyring, and
+  for a test child no new program or process), imports the submission and runs one group.
 - `notebook` (with `html_report`): with --execute, the notebook runs in a child too (through
   `notebook.client`, as main.py's does) and becomes a sanitised report.html; `answers` gathers
   the written answers into answers.html and manual.csv and merges the TA's scores.
