@@ -16,9 +16,10 @@ import os
 
 
 def count_in_memory(head, tail):
-    """How many times head + tail lies in this process's memory (resident pages), found without
-    /proc (Landlock hides it): mmap(MAP_FIXED_NOREPLACE) tells empty ranges, mincore mapped and
-    resident pages, process_vm_readv reads them. head + tail never exists here as one string."""
+    """How many times head + tail lies in this process's memory (resident pages of the heap
+    and of every mapping from 256 GiB below the C library up), found without /proc (Landlock hides
+    it): mmap(MAP_FIXED_NOREPLACE) tells empty ranges, mincore mapped and resident pages,
+    process_vm_readv reads them. head + tail never exists here as one string."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
     libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
@@ -45,7 +46,13 @@ def count_in_memory(head, tail):
         libc.munmap(got, size)
         return got == lo
 
-    mapped, regions = [], [(1 << 16, 1 << 47)]
+    # Where Linux puts memory: the brk heap after the program; the mappings (libraries,
+    # Python's arenas, large buffers) below the C library; the stack at the top.
+    libc.sbrk.restype = ctypes.c_void_p
+    heap_end = libc.sbrk(0) // page * page
+    mappings = ctypes.cast(libc.mincore, ctypes.c_void_p).value // page * page
+    mapped, regions = [], [(max(1 << 16, heap_end - (16 << 30)), heap_end + page),
+                           (mappings - (256 << 30), 1 << 47)]
     while regions:
         lo, hi = regions.pop()
         if hi - lo <= chunk and libc.mincore(lo, hi - lo, vec) == 0:
@@ -75,26 +82,30 @@ def count_in_memory(head, tail):
     return found
 '''
 
-RAN = "open('ran', 'w').write('1')"
-START_PROGRAM = {  # how a child starts a program: a fresh Python that writes the file `ran`
-    "posix_spawn": "import posix, sys\n"
-                   f"pid = posix.posix_spawn(sys.executable, [sys.executable, '-c', {RAN!r}], {{}})\n"
-                   "posix.waitpid(pid, 0)",
-    "posix_system": "import posix, shlex, sys\n"
-                    f"status = posix.system(shlex.join([sys.executable, '-c', {RAN!r}]))\n"
+# The program: a fresh Python where the sandbox uid may run it, else the system's dynamic
+# loader (which any user may run, and which today's Landlock rules allow).
+PROGRAM = ("import os, sys\n"
+           "program = [sys.executable, '-c', 'pass'] if os.access(sys.executable, os.X_OK) "
+           "else ['/lib64/ld-linux-x86-64.so.2', '--version']\n")
+START_PROGRAM = {  # how a child starts a program; `ran` is True when it ran to success
+    "posix_spawn": "import posix\n"
+                   "pid = posix.posix_spawn(program[0], program, {})\n"
+                   "ran = posix.waitpid(pid, 0)[1] == 0",
+    "posix_system": "import posix, shlex\n"
+                    "status = posix.system(shlex.join(program))\n"
                     "if status != 0:\n"
-                    "    raise OSError(f'could not start the program (system() returned {status})')",
-    "fork_exec": "import os, sys\n"
-                 "pid = os.fork()\n"
+                    "    raise OSError(f'could not start the program (system() returned {status})')\n"
+                    "ran = True",
+    "fork_exec": "pid = os.fork()\n"
                  "if pid == 0:\n"
-                 f"    os.execv(sys.executable, [sys.executable, '-c', {RAN!r}])\n"
-                 "os.waitpid(pid, 0)",
-    "process_pool": "import concurrent.futures, multiprocessing, subprocess, sys\n"
-                    "context = multiprocessing.get_context('spawn')\n"
+                 "    os.execv(program[0], program)\n"
+                 "ran = os.waitpid(pid, 0)[1] == 0",
+    "process_pool": "import concurrent.futures, multiprocessing, subprocess\n"
+                    "context = multiprocessing.get_context('spawn' if 'pass' in program else 'fork')\n"
                     "with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:\n"
-                    f"    pool.submit(subprocess.run, [sys.executable, '-c', {RAN!r}]).result()",
+                    "    ran = pool.submit(subprocess.run, program).result().returncode == 0",
 }
-CHECK_RAN = "import os\nif not os.path.exists('ran'):\n    raise RuntimeError('the program did not run')\n"
+CHECK_RAN = "if not ran:\n    raise RuntimeError('the program did not run')\n"
 REFUSED = r"Operation not permitted|could not start the program"
 
 KEYRING = '''
@@ -141,7 +152,7 @@ raise RuntimeError(f"marker copies found: {{found}}; control copies: {{seen}}")
     for i, (name, code) in enumerate(START_PROGRAM.items()):
         out.append(Entry(
             f"w{3 + i:02d}_{name}", f"starts a program with {name}: a test child may not",
-            source=in_predict(code + "\n" + CHECK_RAN),
+            source=in_predict(PROGRAM + code + "\n" + CHECK_RAN),
             expect=fails(["predict"], REFUSED)))
     out.append(Entry(
         "w07_keyring_writer", "stores a value in its uid's kernel keyring",
