@@ -100,10 +100,16 @@ START_PROGRAM = {  # how a child starts a program; `ran` is True when it ran to 
                  "if pid == 0:\n"
                  "    os.execv(program[0], program)\n"
                  "ran = os.waitpid(pid, 0)[1] == 0",
-    "process_pool": "import concurrent.futures, multiprocessing, subprocess\n"
-                    "context = multiprocessing.get_context('spawn' if 'pass' in program else 'fork')\n"
-                    "with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:\n"
-                    "    ran = pool.submit(subprocess.run, program).result().returncode == 0",
+    "multiprocessing": "import multiprocessing\n"
+                       "try:\n"
+                       "    from multiprocessing import popen_fork  # noqa: F401\n"
+                       "except ImportError:  # a Python the sandbox uid cannot read: no route here\n"
+                       "    raise OSError('could not start the program (multiprocessing cannot load)')\n"
+                       "process = multiprocessing.get_context('fork').Process(target=os.execv, "
+                       "args=(program[0], program))\n"
+                       "process.start()\n"
+                       "process.join()\n"
+                       "ran = process.exitcode == 0",
 }
 CHECK_RAN = "if not ran:\n    raise RuntimeError('the program did not run')\n"
 REFUSED = r"Operation not permitted|could not start the program"
@@ -166,10 +172,19 @@ if key < 0:
                      source=key_reader(["two-layer-net-leak"])))
     out.append(Entry(
         "w09_shadows_stdlib", "a hmac.py the standard library's secrets would import",
-        kind="folder", files={"two_layer_net.py": "import secrets\nimport tty\nimport filecmp\n" + BASE,
-                              "hmac.py": "raise ImportError('the submission shadowed hmac')\n",
-                              "termios.py": "raise ImportError('the submission shadowed termios')\n",
-                              "filecmp.py": "raise ImportError('the submission shadowed filecmp')\n"}))
+        kind="folder", files={
+            # secrets imports hmac, tty termios, wave chunk. Where the sandbox uid cannot read
+            # the Python installation (no namespaces), only what the grader preloads imports.
+            "two_layer_net.py": "import secrets\n" + in_predict("""
+try:
+    import tty
+    import wave
+except ImportError as error:
+    if "shadowed" in str(error):
+        raise
+"""),
+            **{f"{name}.py": f"raise ImportError('the submission shadowed {name}')\n"
+               for name in ("hmac", "termios", "chunk")}}))
     out.append(Entry(
         "w10_own_linear_classifier", "its own linear_classifier.py still wins over the stand-in",
         kind="folder", files={

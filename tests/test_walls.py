@@ -98,7 +98,7 @@ def test_each_attack_fails_on_its_own_test_with_the_systems_refusal(walls):
 
 
 def test_a_test_child_can_start_no_program(walls):
-    for name in ("w03_posix_spawn", "w04_posix_system", "w05_fork_exec", "w06_process_pool"):
+    for name in ("w03_posix_spawn", "w04_posix_system", "w05_fork_exec", "w06_multiprocessing"):
         output = walls["results"][name]["predict"]["output"]
         assert "Operation not permitted" in output or "could not start" in output, (name, output)
 
