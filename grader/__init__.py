@@ -13,10 +13,24 @@ The path a submission takes, and the module for each step:
   its child calls (`groups/forward.py`, `backward.py`, `train.py`, `predict.py`), with the
   child-side helpers of `calls`. Imports run groups -> rubric, calls; child -> groups.
 - `standins`: the course's modules the grader supplies (`linear_classifier`, `eecs598`).
-- `batch`: the job slots; each drives a `worker` process (python -m grader.worker), which forks
-  one `child` per test group behind the walls of `sandbox` (rlimits, uid, Landlock),
-  `namespaces` (file system view, network, PID, IPC), `cgroup` (memory) and, without
-  namespaces, `reaper`; replies travel in the `wire` format and are checked before judging.
+- `batch`: the job slots; each drives a `worker` process (python -m grader.worker) that
+  relays and supervises; replies travel in the `wire` format and are checked before judging.
+
+The process model (one module a process role; docs/process-model.md has it in full):
+
+- the grader's process (`batch`, and the modules above it) holds the seed, the expected values
+  and every submission's files; it never runs submission code. It starts one `worker` a slot.
+- the `worker` (the slot's supervisor) enters the walls every child shares (`namespaces`: a
+  file system view, no network), then forks the `zygote` before it reads any request. It then
+  relays: a request from the grader goes to the child through the child's own pipe, the
+  child's output and result come back to the worker and on to the grader. It holds
+  submissions' data, so it never forks a child. Without namespaces it also forks the `reaper`.
+- the `zygote` imports torch (one thread) and what students import, and forks every child on
+  the worker's word; it never receives any submission's data, so no child starts with another
+  submission's data in its memory.
+- the `child` reads its request, puts up its walls (`namespaces`: PID, IPC, mount with a tmpfs
+  scratch; `cgroup`: memory; `sandbox`: rlimits, Landlock, the uid; `seccomp`: no keyring, and
+  for a test child no new program or process), imports the submission and runs one group.
 - `notebook` (with `html_report`): with --execute, the notebook runs in a child too (through
   `notebook.client`, as main.py's does) and becomes a sanitised report.html, cut to size and
   rendered in a `render` process (python -m grader.render) capped in CPU time, memory and wall
@@ -31,8 +45,8 @@ The path a submission takes, and the module for each step:
   written answers (starter code and common passages left out), ranked for a person to judge.
 - The tools: `release` (the student release), `submit` (the student's zip), `gradescope` (the
   autograder zip); `cells` says how the notebook marks its cells (tags, ids, the answer
-  placeholder) for release, submit and answers; `kitfiles` lists the kit's files that travel (into a notebook's work folder,
-  the release and the autograder).
+  placeholder) for release, submit and answers; `kitfiles` lists the kit's files that travel
+  (into a notebook's work folder, the release and the autograder).
 """
 import hashlib
 import os

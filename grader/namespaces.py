@@ -11,12 +11,15 @@ a VM, a container with CAP_SYS_ADMIN), each worker enters, once, at start:
 - a network namespace with no interface but a loopback that is down: no TCP, UDP or Unix socket
   of the host (abstract Unix sockets belong to a network namespace) can be reached.
 
-and every child it forks gets its own
+and every child (forked by the worker's zygote) gets its own
 
 - PID namespace, in which the child is process 1: when it ends, the kernel kills every process
   it started, whatever session, group or uid they moved to;
 - IPC namespace: System V shared memory, semaphores and message queues it creates vanish with it
-  and no other child, submission or host process can see them.
+  and no other child, submission or host process can see them;
+- mount namespace, in which its scratch folder is a tmpfs of its own (`private_scratch`): what
+  it writes is bounded in bytes and files, charged to its memory cgroup, never on the host's
+  disk, and gone when it ends.
 
 Where namespaces are unavailable (not root, macOS, a container without CAP_SYS_ADMIN such as
 Docker's default profile), `available()` says why and the grader falls back to the uid, the
@@ -129,6 +132,31 @@ def _bind(root, path, readonly, recursive=True):
         device = path.startswith("/dev/")
         _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
                | (0 if device else MS_NODEV))
+
+
+def private_scratch(folder, size, files, uid):
+    """In a new mount namespace: replace `folder` by a tmpfs of at most `size` bytes and
+    `files` inodes, owned by `uid` (root when None), holding a copy of what `folder` held
+    (a notebook's work folder comes filled)."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    held = []
+    for root, folders, names in os.walk(folder):
+        rel = os.path.relpath(root, folder)
+        held += [(os.path.join(rel, n), None) for n in folders]
+        for name in names:
+            with open(os.path.join(root, name), "rb") as f:
+                held.append((os.path.join(rel, name), f.read()))
+    owner = 0 if uid is None else uid
+    _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+           f"size={size},nr_inodes={files},mode=0700,uid={owner},gid={owner}")
+    for rel, data in held:
+        path = os.path.normpath(os.path.join(folder, rel))
+        if data is None:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+        else:
+            with open(path, "wb") as f:
+                f.write(data)
+        os.chown(path, owner, owner)
 
 
 class PidNamespaces:

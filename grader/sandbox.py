@@ -4,7 +4,8 @@
   the grader runs as root) a process count.
 - Privileges: as root, the child drops to an unprivileged uid/gid with no supplementary groups.
 - Landlock (Linux >= 5.13; signals and abstract sockets need >= 6.12): the child may read only
-  the Python installation and the submission, write only its scratch folder, open no TCP
+  the Python installation and the submission, write only its scratch folder, execute no file
+  at all (a test child; a notebook's child may start its kernel), open no TCP
   connection, and signal no process outside its own sandbox. Instructor files (the reference
   solution, the secret seed, other submissions, the results folder) stay out of reach whatever
   their permissions. Without Landlock the walls are the uid (as root) and the limits alone;
@@ -105,8 +106,11 @@ def world_readable(path):
         path, needed = parent, 0o001
 
 
-def apply_landlock(read_paths, write_paths, abi=None):
+def apply_landlock(read_paths, write_paths, abi=None, execute=True):
     """Confine this process (and its future children) to the given folders; returns the ABI.
+
+    With `execute` False it may execute no file at all (a test child; a notebook's child needs
+    to start its kernel).
 
     Raises SandboxError when Landlock is available but cannot be applied; returns 0 and does
     nothing when the kernel has no Landlock.
@@ -127,8 +131,9 @@ def apply_landlock(read_paths, write_paths, abi=None):
                                    ctypes.c_size_t(size), ctypes.c_uint32(0)),
                      "landlock_create_ruleset")
     try:
-        read_rights = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
-        for rights, paths in ((read_rights, read_paths), (fs_rights, write_paths)):
+        read_rights = _FS_READ_FILE | _FS_READ_DIR | (_FS_EXECUTE if execute else 0)
+        write_rights = fs_rights & ~(0 if execute else _FS_EXECUTE)
+        for rights, paths in ((read_rights, read_paths), (write_rights, write_paths)):
             for path in paths:
                 _add_path_rule(ruleset, path, rights & fs_rights)
         prctl(PR_SET_NO_NEW_PRIVS, 1)

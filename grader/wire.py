@@ -85,9 +85,14 @@ def _depth(value, level=1):
     return deepest
 
 
+def framed(message):
+    """One framed message: an 8-byte big-endian length, then the bytes."""
+    return struct.pack(">Q", len(message)) + message
+
+
 def send(stream, message):
-    """Write one framed message (8-byte big-endian length, then the bytes) and flush."""
-    stream.write(struct.pack(">Q", len(message)) + message)
+    """Write one framed message and flush."""
+    stream.write(framed(message))
     stream.flush()
 
 

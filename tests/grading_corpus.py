@@ -373,7 +373,8 @@ def entries(instructor_files, results_dir):
                   if os.fork() == 0:
                       os.setsid()
                       time.sleep(60)
-                      os._exit(0)""")),
+                      os._exit(0)"""),
+              expect={"predict": r"Operation not permitted"}),  # a test child may not fork
         Entry("fork_bomb", "forks until the process limit stops it",
               source=in_predict("""
                   import os
@@ -533,7 +534,8 @@ def entries(instructor_files, results_dir):
                   else:
                       time.sleep(120)
                   if os.getpid() != 1 and os.getppid() not in (0, 1):
-                      time.sleep(120)""")),
+                      time.sleep(120)"""),
+              expect={"predict": r"Operation not permitted"}),  # a test child may not fork
     ]
     forgeries = [  # replies a child writes itself, then exits: none may crash the judging
         Entry(f"forged_reply_{label}", f"writes its own reply ({why}) on the result pipe",

@@ -1,5 +1,5 @@
-"""Ctrl-C while grade.py starts (the imports, the rubric being built) ends as Ctrl-C later does:
-one line on stderr, exit status 130, no traceback."""
+"""Ctrl-C while grade.py starts (the imports, a submission's rubric being built) ends as Ctrl-C
+later does: one line on stderr, exit status 130, no traceback."""
 import os
 import subprocess
 import sys
@@ -12,13 +12,13 @@ SOLUTION = open(os.path.join(ROOT, "tests", "submissions", "student_solution.py"
 # grade.py run as __main__, with a real SIGINT delivered while the rubric is built.
 SIGINT_DURING_RUBRIC = """
 import os, runpy, signal, sys, time
-import grader.rubric as rubric
-build = rubric.build
+import grader.batch as batch
+build = batch.build
 def interrupted_build(seed):
     os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(5)  # the signal arrives here, inside the rubric's construction
+    time.sleep(5)  # the signal arrives meanwhile, while the rubric is being built
     return build(seed)
-rubric.build = interrupted_build
+batch.build = interrupted_build
 sys.argv = ["grade.py", *sys.argv[1:]]
 runpy.run_path("grade.py", run_name="__main__")
 """

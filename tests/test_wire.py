@@ -27,3 +27,12 @@ def test_wire_round_trip_and_rejections():
             wire.decode(junk, 1 << 20)
     with pytest.raises(wire.WireError):
         wire.decode(good, 10)
+
+
+def test_framed_messages_read_back_one_by_one():
+    import io
+
+    messages = [wire.encode({"n": i}, {"x": torch.full((i,), float(i))}) for i in range(3)]
+    stream = io.BytesIO(b"".join(wire.framed(m) for m in messages))
+    assert [wire.receive(stream, 1 << 20) for _ in range(3)] == messages
+    assert wire.receive(stream, 1 << 20) is None
