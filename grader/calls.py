@@ -63,11 +63,20 @@ def describe_exception(error, student_folder):
 
 
 class AutogradWatch:
-    """Notices a submission that calls torch.autograd (backward, grad or torch.func)."""
+    """Notices a submission that calls torch.autograd (backward, grad or torch.func), while it
+    is open (`with AutogradWatch() as watch:`). Closing puts torch's own engine and functions
+    back: in a process that grades again (the self-check without a sandbox), a second watch
+    must not wrap the first."""
+
+    FUNCTIONS = ("grad", "grad_and_value", "vjp", "jacrev", "jacfwd", "hessian")
 
     def __init__(self):
         self.used = []
         from torch.autograd.variable import Variable
+        import torch.func
+
+        self._restore = [(Variable, "_execution_engine", Variable._execution_engine)]
+        self._restore += [(torch.func, name, getattr(torch.func, name)) for name in self.FUNCTIONS]
 
         watch = self
 
@@ -83,11 +92,16 @@ class AutogradWatch:
                 return getattr(self._engine, name)
 
         Variable._execution_engine = Engine(Variable._execution_engine)
-        import torch.func
-
-        for name in ("grad", "grad_and_value", "vjp", "jacrev", "jacfwd", "hessian"):
+        for name in self.FUNCTIONS:
             original = getattr(torch.func, name)
             setattr(torch.func, name, self._wrap(original, f"torch.func.{name}"))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, original in self._restore:
+            setattr(owner, name, original)
 
     def _wrap(self, original, label):
         def wrapped(*args, **kwargs):

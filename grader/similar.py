@@ -329,7 +329,7 @@ def notebook_answers(data):
     from grader import answers, notebook
 
     try:
-        return answers.answers_of(notebook.read_notebook(data))
+        return answers.answers_of(notebook.read_notebook(data))["answers"]
     except (ValueError, UnicodeDecodeError):
         return {}
 

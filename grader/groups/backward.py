@@ -221,24 +221,24 @@ def loss_hint(got, want, reg, error, problem):
 
 
 def run(runner, meta, arrays):
-    watch = AutogradWatch()
-    for call_index, (case, reg) in enumerate(meta["calls"]):
-        params = params_of(arrays, f"case{case}")
-        X, y = arrays[f"case{case}/X"].clone(), arrays[f"case{case}/y"].clone()
+    with AutogradWatch() as watch:
+        for call_index, (case, reg) in enumerate(meta["calls"]):
+            params = params_of(arrays, f"case{case}")
+            X, y = arrays[f"case{case}/X"].clone(), arrays[f"case{case}/y"].clone()
 
-        def call():
-            result = runner.module.nn_forward_backward(params, X, y, reg)
-            if not isinstance(result, tuple) or len(result) != 2:
-                raise ContractError(f"nn_forward_backward with labels returned "
-                                    f"{type(result).__name__}, expected a tuple (loss, grads)")
-            loss, grads = result
-            if not isinstance(grads, dict):
-                raise ContractError(f"grads is a {type(grads).__name__}, expected a dict")
-            watch.check_outputs(params, grads)
-            runner.arrays[f"call{call_index}/loss"] = as_tensor(loss, "loss")
-            for k, grad in grads.items():
-                if k in params:
-                    runner.arrays[f"call{call_index}/grad/{k}"] = as_tensor(grad, f"grads['{k}']")
+            def call():
+                result = runner.module.nn_forward_backward(params, X, y, reg)
+                if not isinstance(result, tuple) or len(result) != 2:
+                    raise ContractError(f"nn_forward_backward with labels returned "
+                                        f"{type(result).__name__}, expected a tuple (loss, grads)")
+                loss, grads = result
+                if not isinstance(grads, dict):
+                    raise ContractError(f"grads is a {type(grads).__name__}, expected a dict")
+                watch.check_outputs(params, grads)
+                runner.arrays[f"call{call_index}/loss"] = as_tensor(loss, "loss")
+                for k, grad in grads.items():
+                    if k in params:
+                        runner.arrays[f"call{call_index}/grad/{k}"] = as_tensor(grad, f"grads['{k}']")
 
-        runner.guarded(f"call{call_index}", call)
-    runner.meta["autograd"] = sorted(set(watch.used))
+            runner.guarded(f"call{call_index}", call)
+        runner.meta["autograd"] = sorted(set(watch.used))
