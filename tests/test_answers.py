@@ -352,7 +352,7 @@ def test_index_lists_every_student_with_score_flags_and_links(tmp_path):
 
 @pytest.mark.parametrize("filename", ["index.html.py", "manual-merged.json.py", "INDEX.HTML.py"])
 def test_no_submission_is_named_like_the_index_or_the_merge_store(tmp_path, filename):
-    from grader.submission import collect
+    from grader.exports import collect
 
     (tmp_path / filename).write_text(SOLUTION)
     (sub,) = collect([str(tmp_path / filename)])

@@ -58,5 +58,5 @@ def test_a_rerun_with_other_limits_grades_again(tmp_path):
     assert stamp2 != stamp, "a larger --timeout kept the old result"
     assert grade.main([sub, "--out", str(out), "--timeout", "40", "--memory", "1500"]) == 0
     assert (out / "dan" / "results.json").stat().st_mtime_ns != stamp2, "a larger --memory kept it"
-    assert 'href="dan/' not in (out / "index.html").read_text(), "no report without --execute"
+    assert 'href="dan/report.html"' not in (out / "index.html").read_text(), "no report without --execute"
     assert ">dan<" in (out / "index.html").read_text()
