@@ -82,6 +82,10 @@ def grade_parser():
     parser.add_argument("--notebook-timeout", type=positive_float, default=DEFAULT_NOTEBOOK_TIMEOUT,
                         metavar="SECONDS", help="seconds per notebook with --execute "
                                                 f"(default: {DEFAULT_NOTEBOOK_TIMEOUT:g})")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run the sandboxed children on the Dask workers of the scheduler at "
+                             "ADDRESS (tcp://HOST:8786); this process keeps the seed, judges and "
+                             "writes DIR; --jobs is then the workers' threads (docs/cluster.md)")
     return parser
 
 
@@ -112,10 +116,21 @@ def cmd_grade(args):
     limits = batch.Limits(timeout=args.timeout, memory_mb=args.memory,
                           notebook_timeout=args.notebook_timeout)
     seed, public = resolve_seed()
+    cluster, jobs = None, args.jobs
+    if args.cluster:
+        from grader import cluster as dask_cluster
+        try:
+            cluster = dask_cluster.connect(args.cluster)
+        except dask_cluster.UsageError as e:
+            return usage_error(str(e))
+        jobs = cluster.threads()
+        print(f"grading on the Dask cluster at {args.cluster}, {jobs} worker threads; dashboard: "
+              f"{cluster.dashboard or 'none'}", file=sys.stderr)
     try:
         rows = batch.grade_batch(args.subs, out_dir=args.out, seed=seed, public=public,
-                                 limits=limits, jobs=args.jobs, force=args.force,
-                                 execute=args.execute)
+                                 limits=limits, jobs=jobs, force=args.force,
+                                 execute=args.execute, cluster=cluster)
+        notes = cluster.notes() if cluster else []
     except submission.UsageError as e:
         return usage_error(str(e))
     except batch.Interrupted as e:
@@ -123,7 +138,12 @@ def cmd_grade(args):
               f"written to {args.out} (grades.csv holds them); run the same command again to "
               "grade the rest", file=sys.stderr)
         return 130
+    finally:
+        if cluster is not None:
+            cluster.close()
     print(report.summary(rows))
+    for line in notes:
+        print(line)
     if public:
         print("note: graded with the public self-check inputs; set $GRADER_SECRET_SEED or "
               "write grader_secret.txt for real grading")

@@ -77,6 +77,11 @@ class WorkerCrash(RuntimeError):
     """The worker process itself died or broke the protocol."""
 
 
+class WorkerLost(RuntimeError):
+    """Every worker that ran this request went down with it (a Dask worker, see grader.cluster):
+    the submission's doing; `str(e)` says so."""
+
+
 class Gradebook(dict):
     """{name: SubmissionResult} for every row of grades.csv; `batch_size` of them came from this
     batch's command line, the rest from earlier runs into the same folder."""
@@ -197,8 +202,9 @@ def check_child_meta(meta):
 class Grader:
     """Grades submissions against one seed's rubric with a pool of job slots."""
 
-    def __init__(self, seed, limits, jobs, public, execute=False):
+    def __init__(self, seed, limits, jobs, public, execute=False, cluster=None):
         self.groups = rubric.build(seed)
+        self.cluster = cluster  # a grader.cluster.Cluster: the slots run on its Dask workers
         self.seed, self.limits, self.public, self.execute = seed, limits, public, execute
         self.jobs = max(1, jobs)
         self.namespaces, self.no_namespaces_why = namespaces.available()
@@ -255,6 +261,10 @@ class Grader:
 
     def _slot(self):
         """This thread's slot, started on first use."""
+        if getattr(self._local, "slot", None) is None and self.cluster is not None:
+            with self._lock:  # its uid and memory cgroup are the Dask worker's
+                self._local.slot = Slot(self.cluster.slot(self.run_root))
+                self._slots.append(self._local.slot)
         if getattr(self._local, "slot", None) is None:
             with self._lock:
                 uid = None
@@ -276,7 +286,8 @@ class Grader:
         with self._lock:
             slot.worker.close()
             if not self.aborted:
-                slot.worker = WorkerProcess(self.run_root, slot.memory_cgroup)
+                slot.worker = (self.cluster.slot(self.run_root) if self.cluster is not None
+                               else WorkerProcess(self.run_root, slot.memory_cgroup))
 
     def grade(self, sub):
         """(SubmissionResult, {file name: bytes}) for one loaded Submission; the files (the
@@ -384,6 +395,8 @@ class Grader:
         except WorkerCrash as e:
             self._replace_worker(slot)
             return Outcome(failure=f"{e} (a fault of the grader; regrade it)", imported=True)
+        except WorkerLost as e:
+            return Outcome(failure=str(e), imported=True)
         oom_killed = bool(report_meta.get("oom_killed"))
         imported = bool(report_meta.get("imported"))
         result = reply.get("result")
@@ -418,14 +431,15 @@ def _reap_orphans(workers=()):
 
 
 def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, progress=True,
-                execute=False):
+                execute=False, cluster=None):
     """Grade every path into out_dir; returns {name: SubmissionResult} for every row of
     grades.csv (this batch's and earlier ones' still in out_dir).
 
     Raises submission.UsageError (a SUB that does not exist) and outdir.UsageError (an unusable
     or busy out_dir) before anything is graded, and Interrupted on Ctrl-C after writing every
     finished result and grades.csv. A submission whose results in out_dir match its fingerprint
-    is not graded again unless `force`.
+    is not graded again unless `force`. With `cluster` (a grader.cluster.Cluster), the children
+    run on its Dask workers; everything else stays in this process.
     """
     subs = submission.collect(paths)
     with outdir.locked(out_dir):
@@ -440,7 +454,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
                 todo.append(sub)
         try:
             _grade_all(todo, results, out_dir=out_dir, seed=seed, public=public, limits=limits,
-                       jobs=jobs, progress=progress, execute=execute)
+                       jobs=jobs, progress=progress, execute=execute, cluster=cluster)
         finally:  # after Ctrl-C too: the gradebook of everything finished
             rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs))
             rows.update(results)
@@ -453,10 +467,11 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
     return rows
 
 
-def _grade_all(todo, results, *, out_dir, seed, public, limits, jobs, progress, execute):
+def _grade_all(todo, results, *, out_dir, seed, public, limits, jobs, progress, execute,
+               cluster=None):
     if not todo:
         return
-    with Grader(seed, limits, min(jobs, len(todo)), public, execute) as grader:
+    with Grader(seed, limits, min(jobs, len(todo)), public, execute, cluster) as grader:
         pool = ThreadPoolExecutor(grader.jobs)
         futures = {pool.submit(_grade_or_report, grader, sub): sub for sub in todo}
         try:
