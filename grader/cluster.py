@@ -25,6 +25,7 @@ from grader import GRADER_VERSION, batch, dask_worker, wire
 
 CONNECT_TIMEOUT_S = 10.0
 WORKER_WAIT_S = 120.0  # how long a request waits for a worker with the grader's kit
+FIRST_WORKER_S = 30.0  # how long the start waits for the first one
 POLL_S = 1.0
 MAX_RESUBMITS = 20  # resubmissions of one request after refusals or vanished workers
 
@@ -40,8 +41,9 @@ def own_kit():
 class Cluster:
     """A connection to a Dask scheduler and the workers accepted to grade."""
 
-    def __init__(self, address, *, connect_timeout=CONNECT_TIMEOUT_S, log=None):
+    def __init__(self, address, *, connect_timeout=None, log=None):
         from distributed import Client
+        connect_timeout = CONNECT_TIMEOUT_S if connect_timeout is None else connect_timeout
         self.log = log or (lambda line: print(line, file=sys.stderr))
         try:
             self.client = Client(address, timeout=connect_timeout, set_as_default=False)
@@ -129,7 +131,7 @@ class Cluster:
 def connect(address, **kwargs):
     """A Cluster at `address` with at least one worker accepted; raises UsageError otherwise."""
     cluster = Cluster(address, **kwargs)
-    deadline = time.monotonic() + kwargs.get("connect_timeout", CONNECT_TIMEOUT_S)
+    deadline = time.monotonic() + FIRST_WORKER_S
     while not cluster.workers():
         if time.monotonic() > deadline:
             refused = "; ".join(f"{a} ({w if isinstance(w, str) else dask_worker.describe(w)})"
@@ -141,6 +143,18 @@ def connect(address, **kwargs):
                                 "; start workers with `dask worker " + address + "`"))
         time.sleep(POLL_S)
     return cluster
+
+
+def on_worker(module, name):
+    """A task function that calls module.name on the worker. It travels by value and imports
+    nothing until it runs, so that the scheduler, which unpickles every task, needs no kit."""
+    def run_request(*args):
+        import importlib
+        return getattr(importlib.import_module(module), name)(*args)
+    return run_request
+
+
+RUN_REQUEST = on_worker("grader.dask_worker", "run_request")
 
 
 class RemoteSlot:
@@ -175,41 +189,41 @@ class RemoteSlot:
     def _try(self, message, files, folders):
         """("reply", bytes), ("crash", why), ("lost", why), or ("again", why) to resubmit."""
         from distributed import KilledWorker
+        from distributed.utils import CancelledError
 
         workers = self._workers()
         future = self.cluster.client.submit(
-            dask_worker.run_request, message, files, folders, self.run_root, self.cluster.kit,
+            RUN_REQUEST, message, files, folders, self.run_root, self.cluster.kit,
             workers=workers, allow_other_workers=False, pure=False)
         self.future = future
         try:
-            while True:
-                if self.killed:
-                    future.cancel()
-                    raise batch.WorkerCrash("the batch was stopped")
+            while not self.killed:
                 try:
-                    future.result(timeout=POLL_S)
-                except Exception:  # noqa: BLE001 -- told apart by the future's status below
-                    pass
-                if future.done():
-                    break
-                if not set(workers) & set(self.cluster.client.nthreads()):
-                    future.cancel()  # every worker it may go to is gone: pick again
-                    return "again", "its workers left"
-            if future.status == "finished":
-                return future.result()
-            if future.status == "cancelled":
-                raise batch.WorkerCrash("the request was cancelled on the Dask cluster")
-            error = future.exception()
-            if isinstance(error, KilledWorker):
-                return "lost", ("took down every Dask worker it ran on (the scheduler stops "
-                                "after distributed.scheduler.allowed-failures tries); not tried "
-                                "again")
-            if isinstance(error, dask_worker.KitMismatch):
-                self.cluster.recheck()
-                return "again", str(error)
-            raise batch.WorkerCrash(f"a Dask worker failed ({type(error).__name__}: {error})")
+                    # a reply held by a worker that dies before it is fetched is computed again
+                    return future.result(timeout=POLL_S)
+                except TimeoutError:
+                    if future.done():
+                        raise
+                    if not set(workers) & set(self.cluster.client.nthreads()):
+                        return "again", "every worker it could go to left"
+                except KilledWorker:
+                    return "lost", ("took down every Dask worker it ran on (the scheduler stops "
+                                    "after distributed.scheduler.allowed-failures tries); not "
+                                    "tried again")
+                except dask_worker.KitMismatch as e:
+                    self.cluster.recheck()
+                    return "again", str(e)
+                except CancelledError:
+                    if not self.killed:
+                        return "again", "the request was cancelled on the Dask cluster"
+            raise batch.WorkerCrash("the batch was stopped")
+        except (batch.WorkerCrash, batch.WorkerLost):
+            raise
+        except Exception as e:  # noqa: BLE001 -- whatever the worker raised: a grader fault
+            raise batch.WorkerCrash(f"a Dask worker failed ({type(e).__name__}: {e})") from e
         finally:
             self.future = None
+            future.cancel()  # a no-op once finished; else the task goes
 
     def _workers(self):
         deadline = time.monotonic() + WORKER_WAIT_S

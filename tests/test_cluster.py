@@ -1,0 +1,216 @@
+"""Grading on a Dask cluster (grader.cluster, grader.dask_worker): a real scheduler and workers.
+
+The module's cluster is what a user starts with the `dask` command line: `dask scheduler` and two
+`dask worker --nthreads 1` (each under its nanny, which restarts a dead worker), on 127.0.0.1 and
+random ports. Its workers load tests/cluster_preload.py, which lets a test bring a worker down
+or give it another kit on purpose. The scheduler allows one failure per task, so that a task
+that takes down its worker is given up after two.
+"""
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import grade
+import grader
+import grading_corpus
+from conftest import ROOT
+from grader import cluster, dask_worker
+
+DASK = os.path.join(os.path.dirname(sys.executable), "dask")
+PRELOAD = os.path.join(ROOT, "tests", "cluster_preload.py")
+CORPUS = ["correct", "forward_missing_relu", "os_exit", "kills_the_grader"]
+START_S = 90
+
+
+def worker_command(address, name):
+    return [DASK, "worker", address, "--nthreads", "1", "--host", "127.0.0.1", "--name", name,
+            "--dashboard-address", "127.0.0.1:0", "--preload", PRELOAD]
+
+
+def start(command, log, **env):
+    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": ROOT, **env})
+
+
+def stop(process):
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """(scheduler address, a Client, the logs folder, [worker Popen]) of a running cluster."""
+    from distributed import Client
+
+    logs = tmp_path_factory.mktemp("dask")
+    scheduler_file = logs / "scheduler.json"
+    processes = [start([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                        "--dashboard-address", "127.0.0.1:0", "--scheduler-file",
+                        str(scheduler_file)], open(logs / "scheduler.log", "w"),
+                       DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")]
+    try:
+        deadline = time.monotonic() + START_S
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, (logs / "scheduler.log").read_text()
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for name in ("w1", "w2"):
+            processes.append(start(worker_command(address, name), open(logs / f"{name}.log", "w")))
+        client = Client(address, timeout=30, set_as_default=False)
+        client.wait_for_workers(2, timeout=START_S)
+        yield address, client, logs, processes
+        client.close()
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """(paths, {name: results.json without its execution time}) of a local run of the batch."""
+    folder = tmp_path_factory.mktemp("corpus")
+    out = folder / "local"
+    entries = {e.name: e for e in grading_corpus.entries([], str(out))}
+    paths = [grading_corpus.write(entries[name], str(folder)) for name in CORPUS]
+    assert grade.main([*paths, "--out", str(out), "--jobs", "2"]) == 0
+    return paths, results_of(out)
+
+
+def results_of(out):
+    """{name: results.json without execution_time} of every row in out/grades.csv."""
+    with open(out / "grades.csv") as f:
+        names = [row["name"] for row in csv.DictReader(f)]
+    assert len(names) == len(set(names)), f"a row is doubled in grades.csv: {names}"
+    found = {}
+    for name in names:
+        data = json.loads((out / name / "results.json").read_text())
+        data.pop("execution_time")
+        found[name] = data
+    return found
+
+
+def test_a_worker_with_another_kit_refuses_the_request_before_writing_anything(tmp_path):
+    theirs = {"grader": "0.9+old", "torch": "1.0"}
+    with pytest.raises(dask_worker.KitMismatch) as refused:
+        dask_worker.run_request(b"not even a message", {"x/two_layer_net.py": b""}, ["x"],
+                                str(tmp_path), theirs)
+    assert "0.9+old" in str(refused.value) and grader.GRADER_VERSION in str(refused.value)
+    assert dask_worker.SLOTS.run_root is None, "a slot was started for a refused request"
+
+
+def test_a_request_path_that_leaves_its_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="leaves"):
+        dask_worker._materialise(str(tmp_path), {"../escape.py": b""}, [])
+    assert not (tmp_path.parent / "escape.py").exists()
+
+
+def test_an_unreachable_scheduler_is_a_usage_error_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2.0)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sub = tmp_path / "amy.py"
+    sub.write_text(grading_corpus.BASE)
+    out = tmp_path / "out"
+    assert grade.main([str(sub), "--out", str(out), "--cluster", f"tcp://127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"127.0.0.1:{port}" in err, err
+    assert "dask scheduler" in err and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_batch_on_the_cluster_equals_the_local_one(dask_cluster, corpus, tmp_path, capsys):
+    address, client, _, _ = dask_cluster
+    paths, local = corpus
+    out = tmp_path / "out"
+    assert grade.main([*paths, "--out", str(out), "--cluster", address]) == 0
+    assert "dashboard: http://127.0.0.1:" in capsys.readouterr().err
+    assert results_of(out) == local
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(dask_cluster, corpus,
+                                                                      tmp_path):
+    address, client, _, _ = dask_cluster
+    paths, local = corpus
+    out = tmp_path / "out"
+    batch = subprocess.Popen([sys.executable, "grade.py", *paths, "--out", str(out), "--cluster",
+                              address], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline, killed = time.monotonic() + START_S, None
+    while killed is None and batch.poll() is None and time.monotonic() < deadline:
+        busy = [a for a, keys in client.processing().items() if keys]
+        if busy and os.path.isdir(out) and any(p.is_dir() for p in out.iterdir()):
+            pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            killed = pid
+        time.sleep(0.1)
+    stdout, stderr = batch.communicate(timeout=300)
+    assert killed is not None, "the batch ended before a worker could be killed mid-batch"
+    assert batch.returncode == 0, stderr.decode()[-2000:]
+    assert results_of(out) == local
+    client.wait_for_workers(2, timeout=START_S)  # its nanny starts it again
+
+
+@pytest.mark.slow
+def test_a_submission_that_takes_down_every_worker_fails_after_bounded_tries(dask_cluster,
+                                                                            tmp_path):
+    address, client, logs, _ = dask_cluster
+    deaths_before = _deaths(logs)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "amy.py").write_text(grading_corpus.BASE)
+    (subs / "mal.py").write_text("# TAKE DOWN THE DASK WORKER\n" + grading_corpus.BASE)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "grade.py", str(subs / "amy.py"), str(subs / "mal.py"),
+                           "--out", str(out), "--cluster", address], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = results_of(out)
+    assert results["amy"]["score"] == 100
+    assert results["mal"]["score"] == 0
+    for test in results["mal"]["tests"]:
+        assert "took down every Dask worker it ran on" in test["output"], test
+    # allowed-failures is 1: its first test group ran twice, the others were not sent
+    assert _deaths(logs) - deaths_before == 2
+    client.wait_for_workers(2, timeout=START_S)
+
+
+def _deaths(logs):
+    """How many times the nannies restarted a worker that died."""
+    return sum((logs / f"{name}.log").read_text().count("Restarting worker")
+               for name in ("w1", "w2"))
+
+
+@pytest.mark.slow
+def test_a_worker_with_another_kit_is_refused_and_grades_nothing(dask_cluster, tmp_path,
+                                                                 capsys):
+    address, client, logs, _ = dask_cluster
+    old = start(worker_command(address, "old"), open(logs / "old.log", "w"),
+                TEST_KIT_VERSION="0.9+old")
+    try:
+        client.wait_for_workers(3, timeout=START_S)
+        (old_address,) = [a for a, info in client.scheduler_info()["workers"].items()
+                          if info["name"] == "old"]
+        sub = tmp_path / "amy.py"
+        sub.write_text(grading_corpus.BASE)
+        out = tmp_path / "out"
+        assert grade.main([str(sub), "--out", str(out), "--cluster", address]) == 0
+        err = capsys.readouterr().err
+        assert f"refused Dask worker {old_address}" in err
+        assert "0.9+old" in err and grader.GRADER_VERSION in err
+        assert results_of(out)["amy"]["score"] == 100
+        slots = client.run(lambda: len(dask_worker.SLOTS.by_thread), workers=[old_address])
+        assert slots == {old_address: 0}, "the refused worker started a slot"
+    finally:
+        stop(old)
