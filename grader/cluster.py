@@ -202,9 +202,9 @@ class RemoteSlot:
                     # a reply held by a worker that dies before it is fetched is computed again
                     return future.result(timeout=POLL_S)
                 except TimeoutError:
-                    if future.done():
+                    if future.status == "error":  # the task's own TimeoutError
                         raise
-                    if not set(workers) & set(self.cluster.client.nthreads()):
+                    if future.status in ("pending", "lost") and not set(workers) & set(self.cluster.client.nthreads()):
                         return "again", "every worker it could go to left"
                 except KilledWorker:
                     return "lost", ("took down every Dask worker it ran on (the scheduler stops "

@@ -72,6 +72,8 @@ def dask_cluster(tmp_path_factory):
         yield address, client, logs, processes
         client.close()
     finally:
+        for process in processes:
+            process.terminate()
         for process in reversed(processes):
             stop(process)
 
