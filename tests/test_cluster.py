@@ -10,6 +10,7 @@ down its worker is given up after two.
 import csv
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ import grade
 import grader
 import grading_corpus
 from conftest import ROOT
-from grader import cluster, dask_worker
+from grader import cluster, dask_worker, wire
 
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 PRELOAD = os.path.join(ROOT, "tests", "cluster_preload.py")
@@ -134,6 +135,66 @@ def test_an_unreachable_scheduler_is_a_usage_error_in_one_line(tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"127.0.0.1:{port}" in err, err
     assert "dask scheduler" in err and not out.exists()
+
+
+class InProcessCluster:
+    """A stand-in for cluster.Cluster whose "workers" run each task in this process, recording
+    what it was sent exactly as Dask would carry it (cloudpickle)."""
+
+    def __init__(self):
+        self.kit = cluster.own_kit()
+        self.client = self
+        self.sent = []
+
+    def submit(self, function, *args, **_):
+        import cloudpickle
+        self.sent.append(cloudpickle.dumps((function, args)))
+        return Done(function(*args))
+
+    def nthreads(self):
+        return {"here": 1}
+
+    def workers(self):
+        return ["here"]
+
+    def slot(self, run_root):
+        return cluster.RemoteSlot(self, run_root)
+
+
+class Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self, timeout=None):
+        return self.value
+
+    def cancel(self):
+        pass
+
+
+@pytest.mark.slow
+def test_a_worker_is_sent_the_inputs_and_files_never_the_seed_or_an_expected_value(tmp_path):
+    from grader import batch, rubric
+
+    seed = "s3cret-seed-for-this-test"
+    sub = tmp_path / "amy.py"
+    sub.write_text(grading_corpus.BASE)
+    fake = InProcessCluster()
+    rows = batch.grade_batch([str(sub)], out_dir=str(tmp_path / "out"), seed=seed, public=False,
+                             limits=batch.Limits(timeout=30, memory_mb=1024), jobs=1,
+                             progress=False, cluster=fake)
+    assert rows["amy"].score == 100
+    groups = {g.name: g for g in rubric.build(seed)}
+    assert len(fake.sent) == len(groups)
+    for payload in fake.sent:
+        assert seed.encode() not in payload
+        function, (message, files, folders, origin, kit) = pickle.loads(payload)
+        request, arrays = wire.decode(message, 1 << 30)
+        group = groups[request["group"]]
+        assert request["meta"] == json.loads(json.dumps(group.meta)), "more than its inputs"
+        assert set(arrays) == set(group.arrays), \
+            "a request carried more than its group's inputs"
+        assert all(k.endswith(("two_layer_net.py", "linear_classifier.py")) for k in files)
 
 
 @pytest.mark.slow
