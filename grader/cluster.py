@@ -167,6 +167,8 @@ class RemoteSlot:
         self.lost = {}  # submission folder: why its requests are not sent again
 
     def run(self, request, arrays):
+        if self.killed:
+            raise batch.WorkerCrash("the batch was stopped")
         folder = os.path.relpath(request["scratch"], self.run_root).split(os.sep)[0]
         if folder in self.lost:
             raise batch.WorkerLost(self.lost[folder])
