@@ -146,8 +146,8 @@ def main(argv=None):
         print(f"  {workers:>4} workers: {projection(per_notebook, workers):6.2f} h")
     grader_cpu = rows[0][2] / args.n
     print(f"the grader's own process used {grader_cpu:.2f} CPU-s per notebook (its start "
-          f"included): one core of it bounds 1,000 notebooks at {1000 * grader_cpu / 3600:.2f} h "
-          "at most, however many workers")
+          f"included, so an overestimate): judging and rendering on one core, 1,000 notebooks "
+          f"take at least {1000 * grader_cpu / 3600:.2f} h however many workers")
     return 0
 
 
