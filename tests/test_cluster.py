@@ -117,6 +117,23 @@ def test_a_worker_with_another_kit_refuses_the_request_before_writing_anything(t
     assert dask_worker.SLOTS.run_root is None, "a slot was started for a refused request"
 
 
+def test_a_worker_that_is_not_root_says_which_walls_are_down_and_the_batch_repeats_it(
+        monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    report = dask_worker.kit()
+    assert any("sandbox uid" in wall for wall in report["walls_down"])
+    assert any("namespaces" in wall and "root" in wall for wall in report["walls_down"])
+    connected = cluster.Cluster.__new__(cluster.Cluster)  # its bookkeeping, without a scheduler
+    said = []
+    connected.kit, connected.address, connected.log = cluster.own_kit(), "tcp://s:8786", said.append
+    connected.accepted, connected.refused = {}, {}
+    connected._judge("tcp://w:1", report)
+    assert "tcp://w:1" in connected.accepted, "walls down are a note, not a refusal"
+    assert len(said) == 1 and "without separate sandbox uids" in said[0]
+    notes = connected.notes()
+    assert len(notes) == len(report["walls_down"]) and all("tcp://w:1" in n for n in notes)
+
+
 def test_a_request_path_that_leaves_its_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match="leaves"):
         dask_worker._materialise(str(tmp_path), {"../escape.py": b""}, [])
