@@ -2,7 +2,8 @@
 
 The module's cluster is what a user starts with the `dask` command line: `dask scheduler` and
 `dask worker --nthreads 1` (each under its nanny, which restarts a dead worker), on 127.0.0.1 and
-random ports: two workers with the kit and a third, "old", that reports another grader version.
+random ports: two workers with the kit and a third, "old", that reports another grader version;
+the scheduler cannot import the grader, as on a machine with Dask alone.
 The workers load tests/cluster_preload.py, which lets a test bring a worker down or give it
 another kit on purpose. The scheduler allows one failure per task, so that a task that takes
 down its worker is given up after two.
@@ -38,9 +39,11 @@ def worker_command(address, name):
             "--dashboard-address", "127.0.0.1:0", "--preload", PRELOAD]
 
 
-def start(command, log, **env):
+def start(command, log, kit=True, **env):
+    """Start a `dask` command; with `kit`, where it can import the grader (a worker)."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": ROOT, **env})
+                            env={**environment, **({"PYTHONPATH": ROOT} if kit else {}), **env})
 
 
 def stop(process):
@@ -61,7 +64,7 @@ def dask_cluster(tmp_path_factory):
     scheduler_file = logs / "scheduler.json"
     processes = [start([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0",
                         "--dashboard-address", "127.0.0.1:0", "--scheduler-file",
-                        str(scheduler_file)], open(logs / "scheduler.log", "w"),
+                        str(scheduler_file)], open(logs / "scheduler.log", "w"), kit=False,
                        DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")]
     try:
         deadline = time.monotonic() + START_S
