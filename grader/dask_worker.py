@@ -15,6 +15,7 @@ this machine's kit (grader.GRADER_VERSION, torch's version) with the grader's an
 grade (KitMismatch) when they differ.
 """
 import atexit
+import multiprocessing.util
 import os
 import shutil
 import sys
@@ -85,6 +86,9 @@ class _Slots:
                 self.notebook_as_root = (os.geteuid() == 0 and not self.namespaces and not all(
                     sandbox.world_readable(p) for p in
                     (os.path.dirname(os.path.realpath(sys.executable)), *sandbox.python_paths())))
+                # A worker under a nanny is a multiprocessing child, which ends without atexit
+                # but runs multiprocessing's finalizers; a worker without one runs atexit.
+                multiprocessing.util.Finalize(None, self.close, exitpriority=10)
                 atexit.register(self.close)
             uid = None
             if os.geteuid() == 0:
@@ -115,6 +119,7 @@ class _Slots:
             self.by_thread.clear()
             if self.run_root is not None:
                 shutil.rmtree(self.run_root, ignore_errors=True)
+                self.run_root = None
 
 
 SLOTS = _Slots()
