@@ -28,6 +28,7 @@ import grader
 from grader import batch, cgroup, namespaces, sandbox, wire
 
 PATH_FIELDS = ("module_path", "scratch", "standin", "notebook_path")
+PREFIX = "two-layer-net-dask-"  # then the Dask worker's pid: its run folder's and cgroups' names
 REQUEST_CAP = 256 << 20
 
 
@@ -78,7 +79,8 @@ class _Slots:
             if ident in self.by_thread:
                 return self.by_thread[ident]
             if self.run_root is None:
-                self.run_root = tempfile.mkdtemp(prefix="two-layer-net-dask-")
+                remove_stale(tempfile.gettempdir())
+                self.run_root = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
                 os.chmod(self.run_root, 0o711)
                 self.namespaces = namespaces.available()[0]
                 # As batch.Grader decides: without namespaces, where no other uid may run this
@@ -98,8 +100,9 @@ class _Slots:
                 self.locks.append(lock)
             memory_cgroup = None
             if self.namespaces:
-                memory_cgroup = cgroup.create_slot(
-                    f"two-layer-net-dask-{os.getpid()}-{len(self.by_thread)}")
+                memory_cgroup = cgroup.create_slot(f"{PREFIX}{os.getpid()}-{len(self.by_thread)}")
+                if memory_cgroup is not None and not self.by_thread:
+                    remove_stale(os.path.dirname(memory_cgroup))
             slot = batch.Slot(batch.WorkerProcess(self.run_root, memory_cgroup), uid, memory_cgroup)
             self.by_thread[ident] = slot
             return slot
@@ -123,6 +126,19 @@ class _Slots:
 
 
 SLOTS = _Slots()
+
+
+def remove_stale(parent):
+    """Remove what Dask workers that were killed on this machine left in `parent`: run folders
+    and (empty) memory cgroups named after a pid that is no longer running."""
+    for name in os.listdir(parent):
+        pid = name[len(PREFIX):].split("-")[0]
+        if name.startswith(PREFIX) and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            path = os.path.join(parent, name)
+            if os.path.isfile(os.path.join(path, "cgroup.procs")):
+                cgroup.remove_slot(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def run_request(message, files, folders, origin, expected_kit):
