@@ -126,6 +126,10 @@ def grade_parser():
                              "name) and due (a time) or days (added to --due)")
     parser.add_argument("--visibility", choices=VISIBILITIES,
                         help="the visibility of every test in results.json (Gradescope's)")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run the sandboxed children on the Dask workers of the scheduler at "
+                             "ADDRESS (tcp://HOST:8786); this process keeps the seed, judges and "
+                             "writes DIR; --jobs is then the workers' threads (docs/cluster.md)")
     return parser
 
 
@@ -190,16 +194,27 @@ def cmd_grade(args):
     limits = batch.Limits(timeout=args.timeout, memory_mb=args.memory,
                           notebook_timeout=args.notebook_timeout)
     seed, public = resolve_seed()
+    cluster, jobs = None, args.jobs
+    if args.cluster:
+        from grader import cluster as dask_cluster
+        try:
+            cluster = dask_cluster.connect(args.cluster)
+        except dask_cluster.UsageError as e:
+            return usage_error(str(e))
+        jobs = cluster.threads()
+        print(f"grading on the Dask cluster at {args.cluster}, {jobs} worker threads; dashboard: "
+              f"{cluster.dashboard or 'none'}", file=sys.stderr)
     try:
         policy = late_policy(args)
     except gradebook.PolicyError as e:
         return usage_error(str(e))
     try:
         rows = batch.grade_batch(args.subs, out_dir=args.out, seed=seed, public=public,
-                                 limits=limits, jobs=args.jobs, force=args.force,
+                                 limits=limits, jobs=jobs, force=args.force,
                                  execute=args.execute, export_paths=args.export,
                                  single=args.single, add=args.add, policy=policy,
-                                 formats=args.format, visibility=args.visibility)
+                                 formats=args.format, visibility=args.visibility, cluster=cluster)
+        notes = cluster.notes() if cluster else []
     except submission.UsageError as e:
         return usage_error(str(e))
     except batch.Interrupted as e:
@@ -211,7 +226,12 @@ def cmd_grade(args):
         return interrupted(what)
     except KeyboardInterrupt:  # before grading began (reading the SUBs, building the rubric)
         return interrupted()
+    finally:
+        if cluster is not None:
+            cluster.close()
     print(report.summary(rows))
+    for line in notes:
+        print(line)
     if public:
         print("note: graded with the public self-check inputs; set $GRADER_SECRET_SEED or "
               "write grader_secret.txt for real grading")

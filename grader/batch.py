@@ -84,6 +84,11 @@ class WorkerCrash(RuntimeError):
     """The worker process itself died or broke the protocol."""
 
 
+class WorkerLost(RuntimeError):
+    """Every worker that ran this request went down with it (a Dask worker, see grader.cluster):
+    the submission's doing; `str(e)` says so."""
+
+
 class Gradebook(dict):
     """{name: SubmissionResult} for every row of grades.csv; `batch_size` of them came from this
     batch's command line, the rest from earlier runs into the same folder."""
@@ -204,7 +209,8 @@ def check_child_meta(meta):
 class Grader:
     """Grades submissions against one seed's rubric with a pool of job slots."""
 
-    def __init__(self, seed, limits, jobs, public, execute=False):
+    def __init__(self, seed, limits, jobs, public, execute=False, cluster=None):
+        self.cluster = cluster  # a grader.cluster.Cluster: the slots run on its Dask workers
         self.seed, self.limits, self.public, self.execute = seed, limits, public, execute
         self.jobs = max(1, jobs)
         self.namespaces, self.no_namespaces_why = namespaces.available()
@@ -258,6 +264,10 @@ class Grader:
 
     def _slot(self):
         """This thread's slot, started on first use."""
+        if getattr(self._local, "slot", None) is None and self.cluster is not None:
+            with self._lock:  # its uid and memory cgroup are the Dask worker's
+                self._local.slot = Slot(self.cluster.slot(self.run_root))
+                self._slots.append(self._local.slot)
         if getattr(self._local, "slot", None) is None:
             with self._lock:
                 uid = None
@@ -279,7 +289,8 @@ class Grader:
         with self._lock:
             slot.worker.close()
             if not self.aborted:
-                slot.worker = WorkerProcess(self.run_root, slot.memory_cgroup)
+                slot.worker = (self.cluster.slot(self.run_root) if self.cluster is not None
+                               else WorkerProcess(self.run_root, slot.memory_cgroup))
 
     def grade(self, sub):
         """(SubmissionResult, {file name: bytes}) for one loaded Submission; the files (the
@@ -400,6 +411,8 @@ class Grader:
         except WorkerCrash as e:
             self._replace_worker(slot)
             return Outcome(failure=f"{e} (a fault of the grader; regrade it)", imported=True)
+        except WorkerLost as e:
+            return Outcome(failure=str(e), imported=True)
         oom_killed = bool(report_meta.get("oom_killed"))
         imported = bool(report_meta.get("imported"))
         result = reply.get("result")
@@ -435,7 +448,7 @@ def _reap_orphans(workers=()):
 
 def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, progress=True,
                 execute=False, export_paths=(), single=False, add=False, policy=None,
-                formats=("plain",), visibility=None, written=None):
+                formats=("plain",), visibility=None, written=None, cluster=None):
     """Grade every path into out_dir; returns {name: SubmissionResult} for every row of
     grades.csv (this batch's and earlier ones' still in out_dir).
 
@@ -447,7 +460,8 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
     submission (the Gradescope autograder); `policy`: a gradebook.LatePolicy; `formats`: the
     gradebook files to write (grades.csv always); `visibility`: every test's visibility in
     results.json (Gradescope's); `written`: {name: {"scores": {q: points}, "comments": {q: text}}}
-    for the feedback pages.
+    for the feedback pages. With `cluster` (a grader.cluster.Cluster), the children run on
+    its Dask workers; everything else stays in this process.
     """
     subs = exports.collect(paths, exports=export_paths, single=single)
     with outdir.locked(out_dir), _sigterm_as_interrupt() as terminated:
@@ -463,7 +477,8 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
                 todo.append(sub)
         try:
             _grade_all(todo, results, out_dir=out_dir, seed=seed, public=public, limits=limits,
-                       jobs=jobs, progress=progress, execute=execute, visibility=visibility)
+                       jobs=jobs, progress=progress, execute=execute, visibility=visibility,
+                       cluster=cluster)
         except KeyboardInterrupt:  # before the slots started (the rubric being built): as later
             pass
         finally:  # after Ctrl-C too: the gradebook of everything finished
@@ -513,10 +528,10 @@ def _sigterm_as_interrupt():
 
 
 def _grade_all(todo, results, *, out_dir, seed, public, limits, jobs, progress, execute,
-               visibility=None):
+               visibility=None, cluster=None):
     if not todo:
         return
-    with Grader(seed, limits, min(jobs, len(todo)), public, execute) as grader:
+    with Grader(seed, limits, min(jobs, len(todo)), public, execute, cluster) as grader:
         pool = ThreadPoolExecutor(grader.jobs)
         futures = {pool.submit(_grade_or_report, grader, sub): sub for sub in todo}
         try:
