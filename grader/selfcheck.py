@@ -9,6 +9,8 @@ import sys
 import tempfile
 import time
 
+import torch
+
 from grader import audit, child, report, standins
 from grader.groups import build
 from grader.rubric import RUBRIC, Verdict, apply_audit
@@ -40,6 +42,9 @@ def grade_in_process(module_path, *, seed, public):
              if n.endswith(".py") and os.path.isfile(os.path.join(folder, n))}
     findings = audit.audit(files)
     verdicts = {}
+    # The student's code runs in this process: what it switches globally (autograd off at
+    # import, a default dtype) is put back afterwards, for the caller (a notebook, a test run).
+    grad_enabled, default_dtype = torch.is_grad_enabled(), torch.get_default_dtype()
     with tempfile.TemporaryDirectory() as standin:
         standins.write(standin)
         sys.path.append(standin)
@@ -54,6 +59,8 @@ def grade_in_process(module_path, *, seed, public):
                 verdicts.update(group.judge(meta, arrays))
         finally:
             sys.path.remove(standin)
+            torch.set_grad_enabled(grad_enabled)
+            torch.set_default_dtype(default_dtype)
     flags = audit.flags(findings)
     apply_audit(verdicts, findings, flags)
     return report.graded_result(verdicts, "", time.monotonic() - started, {"flags": flags}, public)
