@@ -194,7 +194,7 @@ class Done:
 
 @pytest.mark.slow
 def test_a_worker_is_sent_the_inputs_and_files_never_the_seed_or_an_expected_value(tmp_path):
-    from grader import batch, rubric
+    from grader import batch, exports, groups as rubric_groups, rubric
 
     seed = "s3cret-seed-for-this-test"
     sub = tmp_path / "amy.py"
@@ -204,17 +204,22 @@ def test_a_worker_is_sent_the_inputs_and_files_never_the_seed_or_an_expected_val
                              limits=batch.Limits(timeout=30, memory_mb=1024), jobs=1,
                              progress=False, cluster=fake)
     assert rows["amy"].score == 100
-    groups = {g.name: g for g in rubric.build(seed)}
+    # Each submission's inputs are drawn from its own seed (the batch's secret and its content).
+    (collected,) = exports.collect([str(sub)])
+    own_seed = rubric.submission_seed(seed, collected.content_hash)
+    groups = {g.name: g for g in rubric_groups.build(own_seed)}
     assert len(fake.sent) == len(groups)
     for payload in fake.sent:
-        assert seed.encode() not in payload
+        assert seed.encode() not in payload and own_seed.encode() not in payload
         function, (message, files, folders, origin, kit) = pickle.loads(payload)
         request, arrays = wire.decode(message, 1 << 30)
         group = groups[request["group"]]
         assert request["meta"] == json.loads(json.dumps(group.meta)), "more than its inputs"
         assert set(arrays) == set(group.arrays), \
             "a request carried more than its group's inputs"
-        assert all(k.endswith(("two_layer_net.py", "linear_classifier.py")) for k in files)
+        # the submission and the grader's stand-ins (linear_classifier, the eecs598 package)
+        assert all(k.endswith(("two_layer_net.py", "linear_classifier.py")) or "eecs598" in k
+                   for k in files), sorted(files)
 
 
 @pytest.mark.slow
