@@ -18,9 +18,10 @@ code goes there, in place of the `raise NotImplementedError(...)` below it. (Par
 In the instructor's copy the solution stands between `# BEGIN SOLUTION` and `# END SOLUTION`.)
 The code around those lines is given: leave it, and the function names and arguments, as they are.
 
-Imports: torch and Python's standard library only (math, itertools, warnings, ...): the grader
-has nothing else. Compute the gradients by hand; a backward pass through torch.autograd
-(`loss.backward()`, `torch.autograd.grad`, `torch.func`) scores 0 on the gradient tests.
+Imports: torch, numpy, Python's standard library, and the course's modules `linear_classifier`
+and `eecs598` (the grader supplies both). Compute the gradients by hand: a backward pass through
+torch.autograd (`loss.backward()`, `torch.autograd.grad`, `torch.func`) or by finite
+differences scores 0 on the gradient tests.
 """
 import itertools
 import math
