@@ -358,6 +358,8 @@ def merged_grades(grades_path, scores):
     written columns. The total is grades.csv's own total with the written scores of an
     earlier merge taken out and these put in, so the grader's other columns keep their meaning.
     """
+    from grader.gradebook import MAX_POINTS
+
     grades, grade_columns = _read(grades_path, "grades.csv", "run grade.py with --out first")
     if "total" not in grade_columns:
         raise MergeError(f"{grades_path} has no total column")
@@ -370,10 +372,20 @@ def merged_grades(grades_path, scores):
         before = sum(_number(row.get(q)) for q in WRITTEN_POINTS)
         written = {q: s for q, (s, _) in (scores.get(row["name"]) or {}).items()}
         total = _number(row["total"]) - before + sum(s for s in written.values() if s is not None)
+        # The columns computed from the total follow it: the code's points and the written ones.
+        derived = {"total": total}
+        if "max_points" in base:
+            derived["max_points"] = MAX_POINTS + sum(WRITTEN_POINTS.values())
+        ungraded = row.get("flags", "").startswith("could not be graded")
+        final = 0.0 if ungraded else max(0.0, total - _number(row.get("late_penalty")))
+        if "final" in base:
+            derived["final"] = final
+        if "percent" in base:
+            derived["percent"] = 100 * final / derived.get("max_points", MAX_POINTS)
         writer.writerow({**{c: row[c] for c in base},
                          **{q: "" if written.get(q) is None else _plain(written[q])
                             for q in WRITTEN_POINTS},
-                         "total": _plain(round(total, 6))})
+                         **{c: _plain(round(v, 6)) for c, v in derived.items()}})
     return buffer.getvalue()
 
 

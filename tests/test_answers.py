@@ -357,3 +357,30 @@ def test_no_submission_is_named_like_the_index_or_the_merge_store(tmp_path, file
     (tmp_path / filename).write_text(SOLUTION)
     (sub,) = collect([str(tmp_path / filename)])
     assert sub.name.lower() not in ("index.html", "manual-merged.json"), sub.name
+
+
+def test_merge_recomputes_what_follows_from_the_total(tmp_path, capsys):
+    """max_points, final (after a late penalty) and percent follow the merged total; a row that
+    could not be graded stays at 0."""
+    from grader.rubric import RUBRIC
+
+    out = tmp_path / "out"
+    out.mkdir()
+    columns = ["name", *RUBRIC, "total", "max_points", "late_penalty", "final", "percent", "flags"]
+    full = [str(p) for p in RUBRIC.values()]
+    lines = [",".join(columns),
+             ",".join(["amy", *full, "100", "100", "", "100", "100", ""]),
+             ",".join(["bob", *full, "100", "100", "10", "90", "90", ""]),
+             ",".join(["cat", *["0"] * len(RUBRIC), "0", "100", "", "0", "0",
+                       "could not be graded: two modules"])]
+    (out / "grades.csv").write_text("\n".join(lines) + "\n")
+    (out / "manual.csv").write_text("name,q1,q2,q3\namy,5,5,5\nbob,5,5,5\ncat,5,5,5\n")
+    assert grade.main(["merge", str(out)]) == 0
+    rows = rows_of(out / "grades.csv")
+    written_max = sum(answers.WRITTEN_POINTS.values())
+    assert rows["amy"]["max_points"] == str(100 + written_max)
+    assert (rows["amy"]["total"], rows["amy"]["final"]) == ("115", "115")
+    assert float(rows["amy"]["percent"]) == 100.0
+    assert (rows["bob"]["total"], rows["bob"]["final"]) == ("115", "105")  # the penalty stays
+    assert float(rows["bob"]["percent"]) == round(100 * 105 / (100 + written_max), 6)
+    assert (rows["cat"]["final"], rows["cat"]["percent"]) == ("0", "0")
