@@ -29,17 +29,16 @@ import re
 import sys
 import time
 
-from grader import GRADER_VERSION, KIT_ROOT, html_report, notebook, report
+from grader import GRADER_VERSION, KIT_ROOT, cells, html_report, notebook, report
 
 # Points of each written question: the one place they are set (their ids are the notebook's tags).
 WRITTEN_POINTS = {"q1": 5, "q2": 5, "q3": 5}
-PLACEHOLDER = "*Your answer:*"
+PLACEHOLDER = cells.ANSWER_PLACEHOLDER
 ANSWERS_FILE = "answers.json"
 MERGED_FILE = "manual-merged.json"  # in DIR: the last merge's scores and comments
 RENDER_CACHE = ".answers-render.json"  # in DIR: rendered answers, so a rerun renders only new ones
 KIT_NOTEBOOK = os.path.join(KIT_ROOT, "two_layer_net.ipynb")
 COMMENT = " comment"  # manual.csv's comment column of question q is "q comment"
-_TAGGED = re.compile(r"(question|answer|solution):(\w+)$")
 _SECTION = re.compile(r"\s*#{1,2}\s")  # a level-1 or level-2 heading ends a question's cells
 _HEADING_TAG = re.compile(r"<(/?)h[1-6]\b[^>]*>")
 _CLASS = re.compile(r'\sclass="([^"]*)"')
@@ -59,18 +58,8 @@ class MergeError(ValueError):
     """manual.csv cannot be merged; the message says which names, lines or columns are wrong."""
 
 
-def _ids(cell, kind):
-    tags = (cell.get("metadata") or {}).get("tags") or []
-    ids = [m.group(2) for m in map(_TAGGED.match, tags) if m and m.group(1) == kind]
-    cell_id = str(cell.get("id") or "")
-    if not ids and cell_id.startswith(kind + "-"):
-        ids = [cell_id[len(kind) + 1:]]
-    return ids
-
-
-def _source(cell):
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+_ids = cells.cell_ids  # the notebook's facts (tags, ids, the placeholder) live in grader.cells
+_source = cells.source
 
 
 def tagged_cells(nb, kind):
@@ -82,8 +71,7 @@ def tagged_cells(nb, kind):
     return found
 
 
-def _blank(text):
-    return text.strip() in ("", PLACEHOLDER)
+_blank = cells.is_unanswered
 
 
 def answers_of(nb):
