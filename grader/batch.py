@@ -29,7 +29,6 @@ from grader import (
     cache,
     cgroup,
     exports,
-    feedback,
     gradebook,
     namespaces,
     notebook,
@@ -69,7 +68,7 @@ def _failed_cell(v):
 
 # What a child's meta may hold: {key: checker}. Anything else is a forged or broken reply.
 META_FIELDS = {"errors": _dict_of_str, "autograd": _list_of(lambda x: isinstance(x, str)),
-               "train_calls": _list_of(_train_call), "replaced": _list_of(lambda x: isinstance(x, str)),
+               "train_calls": _list_of(_train_call),
                "failed_cells": _list_of(_failed_cell)}
 
 
@@ -448,7 +447,7 @@ def _reap_orphans(workers=()):
 
 def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, progress=True,
                 execute=False, export_paths=(), single=False, add=False, policy=None,
-                formats=("plain",), visibility=None, written=None, cluster=None):
+                formats=("plain",), visibility=None, cluster=None):
     """Grade every path into out_dir; returns {name: SubmissionResult} for every row of
     grades.csv (this batch's and earlier ones' still in out_dir).
 
@@ -459,8 +458,8 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
     `force`. `export_paths`: SUBs named as Gradescope exports; `single`: every SUB is exactly one
     submission (the Gradescope autograder); `policy`: a gradebook.LatePolicy; `formats`: the
     gradebook files to write (grades.csv always); `visibility`: every test's visibility in
-    results.json (Gradescope's); `written`: {name: {"scores": {q: points}, "comments": {q: text}}}
-    for the feedback pages. With `cluster` (a grader.cluster.Cluster), the children run on
+    results.json (Gradescope's); each feedback.html carries the last merge's written scores
+    (grader.answers.write_feedback). With `cluster` (a grader.cluster.Cluster), the children run on
     its Dask workers; everything else stays in this process.
     """
     subs = exports.collect(paths, exports=export_paths, single=single)
@@ -489,12 +488,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
                                         gradebook.WRITERS[kind](rows, policy))
             answers.reapply_merge(out_dir)  # merged written scores are data: they stay
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
-            if written is None:
-                answers.write_feedback(out_dir, results)
-            else:
-                for name in results:
-                    report.write_atomically(os.path.join(out_dir, name, feedback.FEEDBACK_FILE),
-                                            feedback.page(name, results[name], written.get(name)))
+            answers.write_feedback(out_dir, results)
             if execute:
                 answers.write_reports(out_dir, list(rows))
             answers.write_index(out_dir, rows)  # last: it links the files written above
