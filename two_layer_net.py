@@ -202,12 +202,10 @@ def nn_get_search_params():
     Returns:
         (learning_rates, hidden_sizes, regularization_strengths, learning_rate_decays), each a list.
     """
-    # BEGIN SOLUTION: choose the lists of values to search
     learning_rates = [1e-1, 3e-1, 1.0]
     hidden_sizes = [32, 128]
     regularization_strengths = [1e-4, 1e-3, 1e-2]
     learning_rate_decays = [0.99]
-    # END SOLUTION
     return learning_rates, hidden_sizes, regularization_strengths, learning_rate_decays
 
 
@@ -233,7 +231,6 @@ def find_best_net(data_dict, get_param_set_fn, num_iters=1000, batch_size=200):
     best_net, best_stat, best_val_acc = None, None, -1.0
     search = []
 
-    # BEGIN SOLUTION: train a TwoLayerNet per combination, append each to search, keep the best
     for lr, hidden_size, reg, decay in itertools.product(*get_param_set_fn()):
         net = TwoLayerNet(X_train.shape[1], hidden_size, num_classes,
                           dtype=X_train.dtype, device=X_train.device, seed=0)
@@ -245,7 +242,6 @@ def find_best_net(data_dict, get_param_set_fn, num_iters=1000, batch_size=200):
                        "learning_rate_decay": decay, "val_acc": val_acc})
         if val_acc > best_val_acc:
             best_net, best_stat, best_val_acc = net, stats, val_acc
-    # END SOLUTION
 
     if best_stat is not None:
         best_stat["search"] = search

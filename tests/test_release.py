@@ -41,6 +41,10 @@ SUBPROCESS_TIMEOUT = 300
 # the one-failure-per-unwritten-part rule of test_two_layer_net.py; now about 75.
 STUB_RUN_LINES = 150
 
+# The reference's solution regions: forward, loss, backward, the SGD update and predict, the
+# parts the rubric grades (CONTRACT §1-2); everything else in the release is given code.
+SOLUTION_REGIONS = 5
+
 # A solution written against the original course's scaffold, as a student of EECS 498-007 A2
 # writes it (see tests/submissions/student_solution.py), for each `# YOUR CODE HERE` of the
 # release, keyed by the start of its hint. Nothing in it follows the reference's own wording.
@@ -77,29 +81,6 @@ COURSE_PARTS = {
     "the predicted labels": """
         scores = loss_func(params, X)
         y_pred = torch.argmax(scores, dim=1)
-        """,
-    "choose the lists": """
-        learning_rates = [1e-1, 5e-1]
-        hidden_sizes = [64]
-        regularization_strengths = [1e-4]
-        learning_rate_decays = [0.99]
-        """,
-    "train a TwoLayerNet": """
-        learning_rates, hidden_sizes, regs, decays = get_param_set_fn()
-        for lr in learning_rates:
-            for hs in hidden_sizes:
-                for reg in regs:
-                    for decay in decays:
-                        net = TwoLayerNet(X_train.shape[1], hs, num_classes,
-                                          device=X_train.device, dtype=X_train.dtype)
-                        stat = net.train(X_train, y_train, X_val, y_val, num_iters=num_iters,
-                                         batch_size=batch_size, learning_rate=lr,
-                                         learning_rate_decay=decay, reg=reg, verbose=False)
-                        val_acc = (net.predict(X_val) == y_val).float().mean().item()
-                        search.append({'learning_rate': lr, 'hidden_size': hs, 'reg': reg,
-                                       'learning_rate_decay': decay, 'val_acc': val_acc})
-                        if val_acc > best_val_acc:
-                            best_val_acc, best_net, best_stat = val_acc, net, stat
         """,
 }
 _YOUR_CODE = re.compile(r"^(?P<indent>\s*)# YOUR CODE HERE: (?P<hint>.*)$")
@@ -195,7 +176,7 @@ def test_release_contains_no_solution_code(released):
     reference_lines = reference.splitlines()
     student_lines = {line.strip() for line in student.splitlines()}
     regions = find_regions(reference)
-    assert len(regions) >= 7
+    assert len(regions) == SOLUTION_REGIONS
     solution = [reference_lines[i].strip() for r in regions for i in range(r.begin, r.end - 1)]
     solution = [line for line in solution if line and not line.startswith("#")]
     assert solution, "the reference's regions hold no code; the test would prove nothing"
@@ -487,7 +468,7 @@ def test_reference_markers_are_paired_and_not_nested():
         elif line.strip().startswith("# END SOLUTION"):
             assert depth == 1, f"END SOLUTION without BEGIN at line {number}"
             depth = 0
-    assert depth == 0 and regions >= 7
+    assert depth == 0 and regions == SOLUTION_REGIONS
 
 
 def write_notebook(path, counts, module=None):
@@ -630,10 +611,9 @@ def test_submit_says_nothing_more_when_every_check_passes_and_every_question_is_
 ONE_LINERS = ["params[k] -= learning_rate * grads[k]", "-= learning_rate * grads",
               "shifted - log(sum(exp(shifted)))", "scores - max", "log_probs = shifted",
               "X @ W1 + b1) and scores"]
-# Graded by the rubric: the functions whose stubs the self-check scores. The course's tuning
-# functions stay students' tasks that the notebook (section 7.4) shows, as in the course.
+# Graded by the rubric: the functions whose stubs the self-check scores. Nothing else in the
+# release is a student task (CONTRACT §1): the course's tuning functions are given code.
 GRADED = {"nn_forward_pass", "nn_forward_backward", "nn_train", "nn_predict"}
-TUNING = {"nn_get_search_params", "find_best_net"}
 
 
 def student_text(folder):
@@ -661,7 +641,7 @@ def test_the_divergence_stop_is_given_and_every_stub_is_a_graded_or_course_part(
         if "# YOUR CODE HERE" in line:
             owners |= {name for name, node in functions.items()
                        if node.lineno <= number <= node.end_lineno}
-    assert owners == GRADED | TUNING, owners
+    assert owners == GRADED, owners
     notebook = student_text(released["out"])["two_layer_net.ipynb"]
     assert "warnings.warn(" not in notebook and "set\n  `diverged_at`" not in notebook
     readme = open(os.path.join(released["out"], "README.md")).read()
@@ -674,7 +654,7 @@ def test_release_hands_out_no_one_line_solutions(released):
         flat = " ".join(text.split())
         assert not [line for line in ONE_LINERS if line in flat], rel
     hints = re.findall(r'raise NotImplementedError\((".*")\)', texts["two_layer_net.py"])
-    assert len(hints) >= 5
+    assert len(hints) == SOLUTION_REGIONS - 1, "every region raises but the backward pass's"
     for hint in map(json.loads, hints):
         assert not re.search(r"[=@]|\*\*|argmax|\.max\(", hint), hint
 
