@@ -199,6 +199,11 @@ def entries(instructor_files, results_dir):
         Entry("predict_via_loss_func", "nn_predict through loss_func, as the contract says",
               source=edit("    scores, _ = nn_forward_pass(params, X)\n    y_pred",
                           "    scores = loss_func(params, X)\n    y_pred")),
+        Entry("predict_in_batches", "nn_predict asks loss_func for 64 rows at a time, as students "
+              "do to save memory: the grader's loss_func answers for any rows of X",
+              source=edit("    scores, _ = nn_forward_pass(params, X)\n    y_pred",
+                          "    scores = torch.cat([loss_func(params, X[i:i + 64])\n"
+                          "                        for i in range(0, X.shape[0], 64)])\n    y_pred")),
         Entry("forward_missing_relu", "hidden = X @ W1 + b1 without max(0, .)",
               source=edit("(X.mm(W1) + b1).clamp(min=0)", "(X.mm(W1) + b1)"),
               expect={**fails(FORWARD_DEPENDENT, "."),

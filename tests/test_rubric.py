@@ -294,3 +294,40 @@ def test_the_grader_supplies_the_course_package_eecs598(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert done.stdout.split() == ["True", "True", "(2,", "2,", "3)", "uint8"], done.stderr
+
+
+def test_predict_children_answer_from_the_graders_scores_for_any_rows_of_x():
+    """The predict child holds no forward pass (the release ships grader/): its loss_func returns
+    the scores the grader sent, for X, slices of it or rows in any order, and refuses anything
+    else with a message."""
+    from grader.groups import predict
+
+    group = predict.build(rubric.PUBLIC_SEED)
+    arrays = dict(group.arrays)
+    for case in range(group.meta["cases"]):
+        # Scores that no forward pass of these params gives: the child must answer these.
+        arrays[f"case{case}/scores"] = -arrays[f"case{case}/scores"]
+
+    class Module:
+        @staticmethod
+        def nn_predict(params, loss_func, X):
+            order = torch.randperm(X.shape[0])
+            shuffled = torch.cat([loss_func(params, X[chunk]) for chunk in order.split(64)])
+            scores = torch.empty_like(shuffled)
+            scores[order] = shuffled
+            return scores.argmin(dim=1)
+
+    runner = calls.Runner(Module, "/nonexistent")
+    predict.run(runner, group.meta, arrays)
+    assert runner.meta["errors"] == {}
+    verdict = group.judge(runner.meta, runner.arrays)["predict"]
+    assert verdict.passed, verdict
+
+    class Stranger:
+        @staticmethod
+        def nn_predict(params, loss_func, X):
+            return loss_func(params, X + 1).argmax(dim=1)
+
+    runner = calls.Runner(Stranger, "/nonexistent")
+    predict.run(runner, group.meta, arrays)
+    assert "not rows of its X" in runner.meta["errors"]["case0"]
