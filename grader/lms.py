@@ -14,6 +14,7 @@ import sys
 from grader import gradebook, report
 
 SETTINGS_FILE = ".gradebook.json"  # in DIR: the formats asked for and the Canvas column
+_warned = set()  # each warning once a process: settings() is read several times a run
 
 
 def settings(out_dir):
@@ -29,16 +30,19 @@ def settings(out_dir):
     except FileNotFoundError:
         kept = {}
     except (OSError, ValueError) as e:
-        print(f"grade.py: {path} is unreadable ({e}); pass --format (and --canvas-assignment) "
-              "again to write it anew", file=sys.stderr)
+        _warn(f"{path} is unreadable ({e}); the LMS files already in {out_dir} are still "
+              "rewritten; pass --format (and --canvas-assignment) again to keep them anew")
         kept = {}
     formats = [f for f in kept.get("formats") or [] if f in gradebook.FROM_GRADES]
     formats += [f for f in gradebook.FROM_GRADES if f not in formats
                 and os.path.isfile(os.path.join(out_dir, gradebook.FORMAT_FILES[f]))]
     column = kept.get("canvas_assignment")
-    if not isinstance(column, str) or not column:
-        column = _canvas_header(out_dir)
-    return {"formats": formats, "canvas_assignment": column}
+    try:
+        column = gradebook.canvas_assignment(column) if column else None
+    except gradebook.PolicyError as e:
+        _warn(f"{path}: {e}")
+        column = None
+    return {"formats": formats, "canvas_assignment": column or _canvas_header(out_dir)}
 
 
 def remember(out_dir, formats=(), canvas_assignment=None):
@@ -99,3 +103,9 @@ def _canvas_header(out_dir):
             tuple(header[:-1]) == gradebook.CANVAS_COLUMNS and header[-1].strip():
         return header[-1]
     return None
+
+
+def _warn(message):
+    if message not in _warned:
+        _warned.add(message)
+        print(f"grade.py: {message}", file=sys.stderr)

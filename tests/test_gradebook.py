@@ -358,3 +358,18 @@ def test_a_canvas_csv_written_before_settings_were_kept_is_refreshed_with_its_ow
     assert csv_lines(out / "canvas.csv") == [[*CANVAS_HEADER, "HW2 (42)"],
                                              ["Points Possible", "", "", "", "", "115"],
                                              ["smithjohn", "123456", "", "", "", "103"]]
+
+
+def test_unreadable_kept_settings_are_said_once_and_the_files_already_there_still_follow(
+        tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "grades.csv").write_text(gradebook.plain({"amy": result(identity={"sid": "7"})}))
+    lms.remember(str(out), ["gradescope"])
+    lms.write(str(out))
+    (out / lms.SETTINGS_FILE).write_text('{"formats": ["gradescope"')  # cut short
+    excel_manual(out, [("amy", 5, 5, 5)])
+    assert grade.main(["merge", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("is unreadable") == 1, err
+    assert [r[3] for r in csv_lines(out / "gradescope.csv")[1:]] == ["115"]
