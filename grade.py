@@ -21,7 +21,7 @@ import os
 import sys
 import tempfile
 
-from grader import gradebook, report, resolve_seed
+from grader import gradebook, lms, report, resolve_seed
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_MB = 1024
@@ -112,7 +112,14 @@ def grade_parser():
     parser.add_argument("--format", action="append", choices=gradebook.FORMATS, default=[],
                         help="also write the gradebook as this LMS imports it: canvas "
                              "(DIR/canvas.csv) or gradescope (DIR/gradescope.csv); grades.csv "
-                             "(plain) is always written; repeat for several")
+                             "(plain) is always written; repeat for several. Kept in DIR: "
+                             "`grade.py merge DIR` and later runs write them again")
+    parser.add_argument("--canvas-assignment", metavar="'TITLE (ID)'",
+                        help="canvas.csv's assignment column, as Canvas's gradebook export heads "
+                             "it: the assignment's title and Canvas id, e.g. 'Two-layer net "
+                             "(12345)' (implies --format canvas; kept in DIR). Without it the "
+                             f"column is '{gradebook.DEFAULT_CANVAS_ASSIGNMENT}', which Canvas "
+                             "matches by exact title or else adds as a new assignment")
     parser.add_argument("--due", metavar="TIME",
                         help="the due time (ISO 8601, e.g. 2024-02-10T23:59-08:00; UTC without "
                              "a zone): rows submitted later are marked late")
@@ -206,6 +213,8 @@ def cmd_grade(args):
               f"{cluster.dashboard or 'none'}", file=sys.stderr)
     try:
         policy = late_policy(args)
+        canvas_assignment = (gradebook.canvas_assignment(args.canvas_assignment)
+                             if args.canvas_assignment is not None else None)
     except gradebook.PolicyError as e:
         return usage_error(str(e))
     try:
@@ -213,7 +222,8 @@ def cmd_grade(args):
                                  limits=limits, jobs=jobs, force=args.force,
                                  execute=args.execute, export_paths=args.export,
                                  single=args.single, add=args.add, policy=policy,
-                                 formats=args.format, visibility=args.visibility, cluster=cluster)
+                                 formats=args.format, canvas_assignment=canvas_assignment,
+                                 visibility=args.visibility, cluster=cluster)
         notes = cluster.notes() if cluster else []
     except submission.UsageError as e:
         return usage_error(str(e))
@@ -241,9 +251,13 @@ def cmd_grade(args):
     if len(args.subs) != rows.batch_size:
         print(f"({len(args.subs)} SUB{'s' if len(args.subs) > 1 else ''} on the command line: "
               "each export was read as one submission a student)")
-    written = [os.path.join(args.out, gradebook.FORMAT_FILES[f]) for f in ("plain", *args.format)]
+    written = [os.path.join(args.out, gradebook.FORMAT_FILES[f])
+               for f in ("plain", *lms.settings(args.out)["formats"])]
     print(f"wrote {', '.join(dict.fromkeys(written))}, {os.path.join(args.out, 'scores.png')} and "
           "a feedback.html for each submission")
+    note = lms.canvas_note(args.out)
+    if note:
+        print(note)
     return 1 if gradebook.not_graded(rows) else 0
 
 

@@ -12,7 +12,8 @@ comment column per question for the TA, keeping everything already entered.
 score is "not yet graded") and stores the scores and comments in DIR/manual-merged.json, then
 writes them into grades.csv with new totals. The batch calls `reapply_merge` after every rewrite
 of grades.csv, so merged scores survive reruns and regrades: only a new merge changes them.
-`written_scores` gives them, with the comments, to whoever writes a student's feedback.
+A merge also rewrites the LMS files asked for in DIR (canvas.csv, gradescope.csv: grader.lms)
+from the merged grades.csv. `written_scores` gives them, with the comments, to whoever writes a student's feedback.
 
 Cells are found by what survives a student's editing: the tag `question:<id>` / `answer:<id>`
 in the cell's metadata, or else the cell id `question-<id>` / `answer-<id>`; never by position.
@@ -29,7 +30,7 @@ import re
 import sys
 import time
 
-from grader import GRADER_VERSION, KIT_ROOT, cells, html_report, notebook, report
+from grader import GRADER_VERSION, KIT_ROOT, cells, html_report, lms, notebook, report
 
 # Points of each written question: the one place they are set (their ids are the notebook's tags).
 WRITTEN_POINTS = {"q1": 5, "q2": 5, "q3": 5}
@@ -295,6 +296,7 @@ def merge(*, out_dir):
              "scores": {name: {q: list(v) for q, v in given.items()} for name, given in scores.items()}}
     report.write_atomically(os.path.join(out_dir, MERGED_FILE), json.dumps(store, indent=1))
     report.write_atomically(grades_path, merged)
+    uploads = lms.write(out_dir)  # canvas.csv, gradescope.csv: the new totals, as grades.csv
     write_feedback(out_dir)  # the students' pages show the new written scores and comments
     ungraded = [f"{name} {q}" for name, given in scores.items() for q, (s, _) in given.items()
                 if s is None]
@@ -302,6 +304,8 @@ def merge(*, out_dir):
           + (f"; {len(ungraded)} not yet graded (blank in manual.csv): {', '.join(ungraded[:10])}"
              + (f" and {len(ungraded) - 10} more" if len(ungraded) > 10 else "")
              if ungraded else "; every written answer is graded"))
+    if uploads:
+        print(f"wrote {', '.join(uploads)} from it, for your LMS")
     return 0
 
 

@@ -30,6 +30,7 @@ from grader import (
     cgroup,
     exports,
     gradebook,
+    lms,
     namespaces,
     notebook,
     outdir,
@@ -447,7 +448,7 @@ def _reap_orphans(workers=()):
 
 def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, progress=True,
                 execute=False, export_paths=(), single=False, add=False, policy=None,
-                formats=("plain",), visibility=None, cluster=None):
+                formats=("plain",), canvas_assignment=None, visibility=None, cluster=None):
     """Grade every path into out_dir; returns {name: SubmissionResult} for every row of
     grades.csv (this batch's and earlier ones' still in out_dir).
 
@@ -457,7 +458,8 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
     submission whose results in out_dir match its fingerprint is not graded again unless
     `force`. `export_paths`: SUBs named as Gradescope exports; `single`: every SUB is exactly one
     submission (the Gradescope autograder); `policy`: a gradebook.LatePolicy; `formats`: the
-    gradebook files to write (grades.csv always); `visibility`: every test's visibility in
+    gradebook files to write (grades.csv always) besides those asked for in out_dir before, and
+    `canvas_assignment` canvas.csv's assignment column (both kept: grader.lms); `visibility`: every test's visibility in
     results.json (Gradescope's); each feedback.html carries the last merge's written scores
     (grader.answers.write_feedback). With `cluster` (a grader.cluster.Cluster), the children run on
     its Dask workers; everything else stays in this process.
@@ -465,6 +467,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
     subs = exports.collect(paths, exports=export_paths, single=single)
     with outdir.locked(out_dir), _sigterm_as_interrupt() as terminated:
         outdir.check_sources(out_dir, paths, {sub.name for sub in subs}, add=add)
+        lms.remember(out_dir, formats, canvas_assignment)
         results, todo = {}, []
         for sub in subs:
             cached = None if force else cache.cached_result(
@@ -483,10 +486,10 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
         finally:  # after Ctrl-C too: the gradebook of everything finished
             rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs))
             rows.update(results)
-            for kind in {"plain", *formats}:
-                report.write_atomically(os.path.join(out_dir, gradebook.FORMAT_FILES[kind]),
-                                        gradebook.WRITERS[kind](rows, policy))
+            report.write_atomically(os.path.join(out_dir, gradebook.FORMAT_FILES["plain"]),
+                                    gradebook.plain(rows, policy))
             answers.reapply_merge(out_dir)  # merged written scores are data: they stay
+            lms.write(out_dir)  # from grades.csv as merged: the same total, penalty and final
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
             answers.write_feedback(out_dir, results)
             if execute:

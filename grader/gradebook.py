@@ -8,17 +8,21 @@ turns it into a penalty in its own column, never folded silently into the tests'
 
 Formats (`--format`), each written beside grades.csv, with the identifiers its import matches on:
 
-- `plain` (grades.csv): name, student, email, sid, one column a test, total, max_points,
-  late columns, final (total - late_penalty, when a penalty applies), percent, notebook,
-  notebook_seconds, flags.
+- `plain` (grades.csv): name, student, email, sid, canvas_id, one column a test, total,
+  max_points, late columns, final (total - late_penalty, when a penalty applies), percent,
+  notebook, notebook_seconds, flags.
 - `canvas` (canvas.csv): Canvas's gradebook import: `Student`, `ID` (the Canvas user id, the
   number in the bulk download's file names: what Canvas matches a row on, so two students of
   the same name stay apart; a row from a Gradescope export has none and carries its school
-  SID in `SIS User ID`, or else its email in `SIS Login ID`), `Section`, then one column
-  named after the assignment holding `final`, after a `Points Possible` row.
-- `gradescope` (gradescope.csv): as Gradescope's own grade export names its columns: `Name`,
-  `SID`, `Email` (the roster's key), `Total Score` (`final`), `Max Points`, `Submission Time`,
-  `Lateness (days)`.
+  SID in `SIS User ID`, or else its email in `SIS Login ID`), `Section`, then one assignment
+  column, `Title (assignment id)` as Canvas's own export heads it, after a `Points Possible`
+  row.
+- `gradescope` (gradescope.csv): the columns as Gradescope's assignment grade export names
+  them: `Name`, `SID`, `Email`, `Total Score`, `Max Points`, `Submission Time`,
+  `Lateness (H:M:S)`.
+
+canvas.csv and gradescope.csv are made from grades.csv's text (`canvas`, `gradescope`), after
+the TA's merged written scores are in it, so they carry the same total, late penalty and final.
 """
 import csv
 import dataclasses
@@ -31,9 +35,19 @@ from grader.rubric import RUBRIC
 
 MAX_POINTS = sum(RUBRIC.values())
 IDENTITY_COLUMNS = ("student", "email", "sid")
+PLAIN_IDENTITY = (*IDENTITY_COLUMNS, "canvas_id")  # grades.csv's, each when any row has it
 FORMATS = ("plain", "canvas", "gradescope")
 FORMAT_FILES = {"plain": "grades.csv", "canvas": "canvas.csv", "gradescope": "gradescope.csv"}
 NOT_GRADED = "could not be graded"
+DEFAULT_CANVAS_ASSIGNMENT = "Two-layer net"
+CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+# Canvas's importer drops every column whose header contains one of these (its totals and
+# overrides), so an assignment column named with one would never be imported.
+CANVAS_NOT_ASSIGNMENTS = ("Current Score", "Current Points", "Current Grade", "Final Score",
+                          "Final Points", "Final Grade", "Override Score", "Override Grade",
+                          "Override Status")
+GRADESCOPE_COLUMNS = ("Name", "SID", "Email", "Total Score", "Max Points", "Submission Time",
+                      "Lateness (H:M:S)")
 
 # Terminal escapes: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), other ESC sequences,
 # and their one-byte C1 forms; then every other control character.
@@ -89,7 +103,8 @@ class LatePolicy:
 
 
 class PolicyError(ValueError):
-    """A late policy that cannot be used (a due time or extensions file that does not parse)."""
+    """A late policy that cannot be used (a due time or extensions file that does not parse),
+    or a gradebook option that cannot be (a Canvas assignment column Canvas would misread)."""
 
 
 def parse_time(text, what):
@@ -140,7 +155,7 @@ def _members(identity):
     members = identity.get("members") or []
     if len(members) > 1:
         return [dict(m) for m in members]
-    return [{k: identity[k] for k in (*IDENTITY_COLUMNS, "canvas_id") if identity.get(k)}]
+    return [{k: identity[k] for k in PLAIN_IDENTITY if identity.get(k)}]
 
 
 def _lateness(identity, member, name, policy):
@@ -189,7 +204,7 @@ def rows(results, policy=None):
             if len(members) > 1:
                 flags.append(f"group of {len(members)}: one submission, the group's score")
             out.append({
-                "name": name, **{c: member.get(c, "") for c in (*IDENTITY_COLUMNS, "canvas_id")},
+                "name": name, **{c: member.get(c, "") for c in PLAIN_IDENTITY},
                 **{t: number(scores.get(t, 0.0)) for t in RUBRIC},
                 "total": number(total), "max_points": MAX_POINTS,
                 "submitted_at": submitted, "late": late, "late_days": days,
@@ -217,7 +232,7 @@ def plain(results, policy=None):
     the late columns (when any row has lateness; with a penalty, final = total - late_penalty),
     percent (of final), the notebook columns (when any was run) and flags."""
     table = rows(results, policy)
-    known = [c for c in IDENTITY_COLUMNS if any(r[c] for r in table)]
+    known = [c for c in PLAIN_IDENTITY if any(r[c] for r in table)]
     late = [c for c in ("submitted_at", "late", "late_days", "late_penalty")
             if any(r[c] not in ("", None) for r in table)]
     notebook = [c for c in ("notebook", "notebook_seconds") if any(r[c] != "" for r in table)]
@@ -227,26 +242,80 @@ def plain(results, policy=None):
     return _write(header, ([r[c] for c in header] for r in table))
 
 
-def canvas(results, policy=None, assignment="Two-layer net"):
-    """canvas.csv: Canvas's gradebook import (matched on ID, the Canvas user id)."""
-    table = rows(results, policy)
-    header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", assignment]
-    records = [["Points Possible", "", "", "", "", MAX_POINTS]]
-    records += [[r["student"] or r["name"], r["canvas_id"], "" if r["canvas_id"] else r["sid"],
-                 "" if r["canvas_id"] or r["sid"] else r["email"], "", r["final"]] for r in table]
-    return _write(header, records)
+def canvas_assignment(text):
+    """The header of canvas.csv's assignment column from --canvas-assignment: 'Title (id)'
+    (Canvas's importer takes the id from a final ' (digits)' and matches the assignment by it)
+    or a bare title (matched to an assignment of exactly that title, else Canvas creates one).
+    PolicyError for a value Canvas would misread."""
+    value = str(text).strip()
+    if not value or value != terminal_text(value) or safe_cell(value) != value:
+        raise PolicyError(f"--canvas-assignment {text!r} is not a column header Canvas can read "
+                          "(empty, a control character or a leading = + - @); give the "
+                          "assignment's title and id as 'Two-layer net (12345)'")
+    if re.search(r"\S\(\d+\)$", value):
+        raise PolicyError(f"--canvas-assignment '{value}': Canvas reads the assignment id only "
+                          "after a space; write it as '" + re.sub(r"\((\d+)\)$", r" (\1)", value)
+                          + "'")
+    clash = [name for name in CANVAS_NOT_ASSIGNMENTS if name in value]
+    if clash or value in CANVAS_COLUMNS:
+        raise PolicyError(f"--canvas-assignment '{value}': Canvas's import reads a column named "
+                          f"with '{(clash or [value])[0]}' as one of its own, never as an "
+                          "assignment; use the assignment's title and id, e.g. "
+                          "'Two-layer net (12345)'")
+    return value
 
 
-def gradescope(results, policy=None):
-    """gradescope.csv: Gradescope's column names; matched on Email, then SID."""
-    table = rows(results, policy)
-    header = ["Name", "SID", "Email", "Total Score", "Max Points", "Submission Time",
-              "Lateness (days)"]
-    return _write(header, ([r["student"] or r["name"], r["sid"], r["email"], r["final"],
-                            MAX_POINTS, r["submitted_at"], r["late_days"]] for r in table))
+def canvas_has_id(header):
+    """Whether a canvas.csv assignment header names the Canvas assignment id."""
+    return re.search(r"\s\(\d+\)$", header) is not None
 
 
-WRITERS = {"plain": plain, "canvas": canvas, "gradescope": gradescope}
+def _grades(text):
+    """grades.csv's rows (text, as `plain` or a merge wrote it) and the points each row is out
+    of; the score a gradebook gets is `final` where a penalty column exists, else `total`, and
+    0 for a submission that could not be graded (as grades.csv's percent)."""
+    table = list(csv.DictReader(io.StringIO(text)))
+    for row in table:
+        score = row.get("final") or row.get("total") or "0"
+        row["_score"] = 0 if row.get("flags", "").startswith(NOT_GRADED) else number(score)
+        row["_max"] = number(row.get("max_points") or MAX_POINTS)
+    return table
+
+
+def canvas(grades_text, assignment=DEFAULT_CANVAS_ASSIGNMENT):
+    """canvas.csv from grades.csv's text: Canvas's gradebook import (matched on ID, the Canvas
+    user id; else SIS User ID, else SIS Login ID), one assignment column headed `assignment`."""
+    table = _grades(grades_text)
+    points = table[0]["_max"] if table else MAX_POINTS
+    records = [["Points Possible", "", "", "", "", points]]
+    for r in table:
+        canvas_id, sid = r.get("canvas_id", ""), r.get("sid", "")
+        records.append([r.get("student") or r["name"], canvas_id, "" if canvas_id else sid,
+                        "" if canvas_id or sid else r.get("email", ""), "", r["_score"]])
+    return _write([*CANVAS_COLUMNS, assignment], records)
+
+
+def lateness_hms(late_days):
+    """Gradescope's lateness text, hours:minutes:seconds with hours past 24 ('60:00:00' for 2.5
+    days), from grades.csv's late_days, to the minute (late_days keeps 4 decimals, 8.6 s)."""
+    if late_days in ("", None):
+        return ""
+    minutes = round(float(late_days) * 24 * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+
+
+def gradescope(grades_text):
+    """gradescope.csv from grades.csv's text: the columns of Gradescope's assignment grade
+    export (GRADESCOPE_COLUMNS); Total Score is the score after a penalty, with the written
+    answers once merged."""
+    table = _grades(grades_text)
+    return _write(GRADESCOPE_COLUMNS, ([r.get("student") or r["name"], r.get("sid", ""),
+                                        r.get("email", ""), r["_score"], r["_max"],
+                                        r.get("submitted_at", ""),
+                                        lateness_hms(r.get("late_days"))] for r in table))
+
+
+FROM_GRADES = {"canvas": canvas, "gradescope": gradescope}  # grades.csv's text -> the file
 
 
 def not_graded(results):

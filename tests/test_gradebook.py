@@ -3,11 +3,14 @@ spreadsheet and a terminal, lateness kept and priced in its own column, feedback
 import csv
 import datetime
 import io
+import os
 import re
 
 import pytest
 
-from grader import feedback, gradebook, report
+import grade
+from conftest import ROOT
+from grader import feedback, gradebook, lms, report
 from grader.report import SubmissionResult
 from grader.rubric import RUBRIC
 
@@ -144,15 +147,16 @@ def test_canvas_format_is_canvas_gradebook_import_and_keeps_namesakes_apart():
                "smithjohn-2": result({"loss": 0}, identity={"student": "smithjohn",
                                                             "sid": "456789",
                                                             "canvas_id": "456789"})}
-    lines = list(csv.reader(io.StringIO(gradebook.canvas(results, assignment="HW2"))))
+    lines = list(csv.reader(io.StringIO(gradebook.canvas(gradebook.plain(results),
+                                                         assignment="HW2"))))
     assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "HW2"]
     assert lines[1] == ["Points Possible", "", "", "", "", "100"]
     assert sorted((row[1], row[5]) for row in lines[2:]) == [("123456", "100"), ("456789", "90")]
 
 
 def test_gradescope_format_names_gradescopes_columns_and_matches_on_email():
-    lines = list(csv.reader(io.StringIO(gradebook.gradescope(
-        {"2": result(identity=group_identity())}))))
+    lines = list(csv.reader(io.StringIO(gradebook.gradescope(gradebook.plain(
+        {"2": result(identity=group_identity())})))))
     assert lines[0][:5] == ["Name", "SID", "Email", "Total Score", "Max Points"]
     assert [row[:5] for row in lines[1:]] == [["Bo Chen", "2", "bo@school.edu", "100", "100"],
                                               ["Cy Diaz", "3", "cy@school.edu", "100", "100"]]
@@ -211,3 +215,161 @@ def test_test_messages_lose_terminal_escapes_but_keep_their_lines():
     assert made.output == "out red"
     table = report.table(made)
     assert "\x1b" not in table and "\x07" not in table and "second line" in table
+
+
+# --- canvas.csv and gradescope.csv: made from grades.csv as merged, kept in step by every run ---
+
+SOLUTION = open(os.path.join(ROOT, "tests", "submissions", "student_solution.py")).read()
+WRITTEN_MAX = 15  # q1-q3, 5 points each (the kit notebook's questions; answers.WRITTEN_POINTS)
+CANVAS_HEADER = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]  # Canvas's export
+GRADESCOPE_HEADER = ["Name", "SID", "Email", "Total Score", "Max Points", "Submission Time",
+                     "Lateness (H:M:S)"]  # Gradescope's assignment grade export names these
+
+
+def csv_lines(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def excel_manual(out, rows):
+    """DIR/manual.csv as Excel saves "CSV UTF-8": a byte-order mark and CRLF line ends."""
+    lines = ["name,q1,q1 comment,q2,q2 comment,q3,q3 comment"]
+    lines += [f"{name},{q1},,{q2},,{q3}," for name, q1, q2, q3 in rows]
+    (out / "manual.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines + [""]).encode())
+
+
+def canvas_download(folder, files):
+    """A Canvas "Download Submissions" folder: `<name>_[LATE_]<user id>_<file id>_<file>`."""
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_text(data) if isinstance(data, str) else (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.mark.slow
+def test_canvas_csv_holds_the_merged_total_and_a_rerun_keeps_it(tmp_path, capsys):
+    folder = canvas_download(tmp_path / "canvas", {
+        "smithjohn_123456_7890123_two_layer_net.py": SOLUTION,
+        "doejane_LATE_234567_8901234_two_layer_net-1.py": SOLUTION,
+        "smithjohn_456789_9123456_two_layer_net.py": SOLUTION})  # another John Smith
+    out = tmp_path / "out"
+    assert grade.main([str(folder), "--out", str(out), "--format", "gradescope",
+                       "--canvas-assignment", "Two-layer net (12345)"]) == 0
+    excel_manual(out, [("smithjohn", 4.5, 5, 5), ("doejane", 5, 5, 5), ("smithjohn-2", "", "", "")])
+    assert grade.main(["merge", str(out)]) == 0, capsys.readouterr().err
+    assert "canvas.csv" in capsys.readouterr().out
+
+    def check(lines):
+        assert lines[0] == [*CANVAS_HEADER, "Two-layer net (12345)"]
+        assert lines[1] == ["Points Possible", "", "", "", "", str(100 + WRITTEN_MAX)]
+        # The code's 100 points (every test passes) plus the written points merged after the batch.
+        assert sorted((line[1], line[5]) for line in lines[2:]) == [
+            ("123456", "114.5"), ("234567", "115"), ("456789", "100")]
+
+    check(csv_lines(out / "canvas.csv"))
+    assert sorted((r[1], r[3]) for r in csv_lines(out / "gradescope.csv")[1:]) == [
+        ("123456", "114.5"), ("234567", "115"), ("456789", "100")]
+    before = {f: (out / f).read_bytes() for f in ("canvas.csv", "gradescope.csv")}
+
+    assert grade.main([str(folder), "--out", str(out)]) == 0  # a rerun, no options repeated
+    check(csv_lines(out / "canvas.csv"))
+    assert {f: (out / f).read_bytes() for f in before} == before
+    with open(out / "grades.csv") as f:
+        assert sorted(r["name"] for r in csv.DictReader(f)) == ["doejane", "smithjohn",
+                                                                "smithjohn-2"]
+
+
+def test_a_merge_rewrites_the_lms_files_with_the_written_scores_and_the_penalty(tmp_path, capsys):
+    """A results folder as a Gradescope-export batch with --due and --late-penalty leaves it;
+    the merge alone (no batch after it) brings canvas.csv and gradescope.csv up to date."""
+    due = datetime.datetime(2024, 2, 9, 23, 59, tzinfo=UTC)
+    results = {"ann": result(identity=gradescope_identity("2024-02-10T07:59:00+00:00")),  # 8 h
+               "bo": result({"loss": 0}, identity=gradescope_identity(
+                   "2024-02-12T11:59:00+00:00", student="Bo Chen", sid="2",  # 2.5 days
+                   email="bo@school.edu"))}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "grades.csv").write_text(gradebook.plain(results, gradebook.LatePolicy(due=due,
+                                                                                 per_day=10)))
+    lms.remember(str(out), ["canvas", "gradescope"])
+    lms.write(str(out))
+    excel_manual(out, [("ann", 5, 5, 5), ("bo", 2, "", 3)])
+    assert grade.main(["merge", str(out)]) == 0, capsys.readouterr().err
+    # ann: 100 + 15 written - 10 (one day started); bo: 90 + 5 written - 30 (three days started)
+    gradescope_lines = csv_lines(out / "gradescope.csv")
+    assert gradescope_lines[0] == GRADESCOPE_HEADER
+    assert gradescope_lines[1:] == [
+        ["Ann Lee", "3032001", "ann@school.edu", "105", "115", "2024-02-10T07:59:00+00:00",
+         "08:00:00"],
+        ["Bo Chen", "2", "bo@school.edu", "65", "115", "2024-02-12T11:59:00+00:00", "60:00:00"]]
+    canvas_lines = csv_lines(out / "canvas.csv")
+    assert canvas_lines[0] == [*CANVAS_HEADER, gradebook.DEFAULT_CANVAS_ASSIGNMENT]
+    assert canvas_lines[2:] == [["Ann Lee", "", "3032001", "", "", "105"],
+                                ["Bo Chen", "", "2", "", "", "65"]]
+
+
+def test_without_an_assignment_id_the_batch_says_what_canvas_will_do_and_the_id_is_kept(
+        tmp_path, capsys):
+    """Unreadable zips, as in a real Canvas download: nothing reaches the sandbox."""
+    folder = canvas_download(tmp_path / "canvas", {
+        "smithjohn_123456_7890123_submission.zip": b"PK\x03\x04 not a zip"})
+    out = tmp_path / "out"
+    assert grade.main([str(folder), "--out", str(out), "--format", "canvas"]) == 1
+    said = capsys.readouterr().out
+    assert "without a Canvas assignment id" in said and "creates a new assignment" in said
+    assert csv_lines(out / "canvas.csv")[0][5] == gradebook.DEFAULT_CANVAS_ASSIGNMENT
+
+    assert grade.main([str(folder), "--out", str(out), "--canvas-assignment", "HW 2 (777)"]) == 1
+    assert "without a Canvas assignment id" not in capsys.readouterr().out
+    assert grade.main([str(folder), "--out", str(out)]) == 1
+    assert csv_lines(out / "canvas.csv")[0] == [*CANVAS_HEADER, "HW 2 (777)"]
+    with open(out / "grades.csv") as f:
+        assert [r["name"] for r in csv.DictReader(f)] == ["smithjohn"], "the kept settings are no row"
+
+
+@pytest.mark.parametrize("given, message", [
+    ("Two-layer net(12345)", "write it as 'Two-layer net (12345)'"),
+    ("Final Score (12345)", "reads a column named with 'Final Score' as one of its own"),
+    ("Section", "reads a column named with 'Section'"),
+    ("=HYPERLINK(1) (12345)", "leading = + - @"),
+    ("  ", "empty"),
+])
+def test_a_canvas_column_canvas_would_misread_is_a_usage_error_before_grading(
+        tmp_path, capsys, given, message):
+    (tmp_path / "amy.py").write_text(SOLUTION)
+    out = tmp_path / "out"
+    assert grade.main([str(tmp_path / "amy.py"), "--out", str(out),
+                       "--canvas-assignment", given]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists(), "something was graded or written before the usage error"
+
+
+def test_a_canvas_csv_written_before_settings_were_kept_is_refreshed_with_its_own_header(tmp_path):
+    """A folder graded by an earlier kit, whose canvas.csv column the instructor renamed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    results = {"smithjohn": result(identity={"student": "smithjohn", "sid": "123456",
+                                             "canvas_id": "123456"})}
+    (out / "grades.csv").write_text(gradebook.plain(results))
+    (out / "canvas.csv").write_text(",".join(CANVAS_HEADER) + ",HW2 (42)\nPoints Possible,,,,,100\n"
+                                    "smithjohn,123456,,,,99\n")
+    excel_manual(out, [("smithjohn", 1, 1, 1)])
+    assert grade.main(["merge", str(out)]) == 0
+    assert csv_lines(out / "canvas.csv") == [[*CANVAS_HEADER, "HW2 (42)"],
+                                             ["Points Possible", "", "", "", "", "115"],
+                                             ["smithjohn", "123456", "", "", "", "103"]]
+
+
+def test_unreadable_kept_settings_are_said_once_and_the_files_already_there_still_follow(
+        tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "grades.csv").write_text(gradebook.plain({"amy": result(identity={"sid": "7"})}))
+    lms.remember(str(out), ["gradescope"])
+    lms.write(str(out))
+    (out / lms.SETTINGS_FILE).write_text('{"formats": ["gradescope"')  # cut short
+    excel_manual(out, [("amy", 5, 5, 5)])
+    assert grade.main(["merge", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("is unreadable") == 1, err
+    assert [r[3] for r in csv_lines(out / "gradescope.csv")[1:]] == ["115"]
