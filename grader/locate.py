@@ -37,6 +37,12 @@ MAX_CODE = 80  # characters of one quoted source line
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 SCOPES = DEFS + (ast.ClassDef,)
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
+# Calls that change a value's type or copy it, not what it is: a line computing dW1 is where
+# `grads['W1'] = torch.from_numpy(dW1)` gets its value.
+CONVERSIONS = {"from_numpy", "tensor", "as_tensor", "asarray", "array", "clone", "copy",
+               "detach", "contiguous", "float", "double", "to", "type", "type_as", "numpy"}
+ARRAY_MODULES = {"torch", "np", "numpy"}
+EMPTY = (None, 0, 0.0, "")  # `self.grad = None` in __init__ is no computation
 
 # A failure about a value the grader saw (not an exception, whose traceback names its line
 # already, nor a timeout or the audit's verdict, which are about the whole function).
@@ -72,6 +78,9 @@ class _Function:
         self.parents = {}
         self._visit(node.body, ())
         self.statements = sorted(self.parents, key=lambda s: (s.lineno, s.col_offset))
+        self.local_names = {n.id for s in self.statements for t in _targets(s) + [
+            getattr(s, "target", None)] if t is not None for n in ast.walk(t)
+            if isinstance(n, ast.Name)}
 
     def _visit(self, body, parents):
         for stmt in body:
@@ -149,28 +158,76 @@ def _in_place_call(node):
 
 
 def _literal(container, key):
-    """The values a dict literal (`{'W1': dW1}`, `dict(W1=dW1)`) gives `key`, or None when
-    `container` is no dict literal or lacks the key."""
+    """[(where the entry starts, its value)] for `key` in a dict literal (`{'W1': dW1}`,
+    `dict(W1=dW1)`), or None when `container` is no dict literal or lacks the key."""
     if isinstance(container, ast.Dict):
-        return [v for k, v in zip(container.keys, container.values) if _const(k) == key] or None
+        return [(k, v) for k, v in zip(container.keys, container.values)
+                if _const(k) == key] or None
     if (isinstance(container, ast.Call) and isinstance(container.func, ast.Name)
             and container.func.id == "dict"):
-        return [kw.value for kw in container.keywords if kw.arg == key] or None
+        return [(kw, kw.value) for kw in container.keywords if kw.arg == key] or None
     return None
 
 
-def _names_only(node):
-    """The names of an expression built of names and constants with arithmetic, else None."""
+def _empty(node):
+    """`None`, `0`, `{}`, `[]`: an initial value, not a computation."""
+    return (isinstance(node, ast.Constant) and node.value in EMPTY) or (
+        isinstance(node, (ast.Dict, ast.List, ast.Tuple)) and not getattr(
+            node, "keys", getattr(node, "elts", None)))
+
+
+def _leaves(node):
+    """The names (`dW1`) and own objects' attributes (`fc1.dW`, `fc1.grad['W']`) an expression
+    is built of with arithmetic and constants; None when it holds anything else (a call)."""
     if isinstance(node, ast.Name):
-        return [node.id]
+        return [node]
     if isinstance(node, ast.Constant):
         return []
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return [node]
+    if (isinstance(node, ast.Subscript) and isinstance(node.value, (ast.Name, ast.Attribute))
+            and _root(node.value) and _const(node.slice) is not None):
+        return [node]  # fc1.grad['W'] (followed), params['W1'] (an input: not followed)
     if isinstance(node, ast.UnaryOp):
-        return _names_only(node.operand)
+        return _leaves(node.operand)
     if isinstance(node, ast.BinOp):
-        left, right = _names_only(node.left), _names_only(node.right)
+        left, right = _leaves(node.left), _leaves(node.right)
         return None if left is None or right is None else left + right
     return None
+
+
+def _converted(node):
+    """The expression a conversion wraps (`torch.from_numpy(dW1)`, `dW1.clone()`,
+    `torch.tensor(dW1).to(X.dtype)` -> dW1); other expressions as they are."""
+    while isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name not in CONVERSIONS:
+            break
+        if isinstance(func, ast.Attribute) and not (
+                isinstance(func.value, ast.Name) and func.value.id in ARRAY_MODULES):
+            node = func.value
+        elif node.args:
+            node = node.args[0]
+        else:
+            break
+    return node
+
+
+def _short(code):
+    """Source code as one short, printable line (it is quoted between backquotes)."""
+    code = " ".join(code.split())
+    code = "".join(c if c.isprintable() else "?" for c in code).replace("`", "'")
+    return code if len(code) <= MAX_CODE else code[:MAX_CODE - 1] + "…"
+
+
+def _where(helper, caller, guess=""):
+    """"in Linear.backward", "in Linear.backward (layers.py)", or, for a method found by its
+    name alone, "probably in Linear.backward (the only class with a method backward)"."""
+    notes = [helper.file] if helper.file != caller.file else []
+    notes += [guess] if guess else []
+    return ("probably in " if guess else "in ") + helper.label + (
+        f" ({'; '.join(notes)})" if notes else "")
 
 
 class Source:
@@ -230,10 +287,16 @@ class Source:
         for statements in scopes:
             for stmt in reversed(statements):
                 for target, value, _ in _pairs(stmt):
-                    if (isinstance(target, ast.Name) and target.id == name
-                            and isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
-                            and value.func.id in self.classes):
-                        return value.func.id
+                    if not (isinstance(target, ast.Name) and target.id == name
+                            and isinstance(value, ast.Call)):
+                        continue
+                    func = value.func
+                    if isinstance(func, ast.Name) and func.id in self.classes:
+                        return func.id
+                    if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                            and self._own_module(fn.file, func.value.id)
+                            and func.attr in self.classes):
+                        return func.attr
         return None
 
     def callee(self, fn, call):
@@ -276,11 +339,22 @@ class Source:
             code = text.splitlines()[stmt.lineno - 1]
         else:
             code = ast.get_source_segment(text, stmt) or text.splitlines()[stmt.lineno - 1]
-        code = " ".join(code.split())
-        code = "".join(c if c.isprintable() else "?" for c in code).replace("`", "'")
-        if len(code) > MAX_CODE:
-            code = code[:MAX_CODE - 1] + "…"
-        return Place(fn.file, stmt.lineno, code, where)
+        return Place(fn.file, stmt.lineno, _short(code), where)
+
+    def entry_place(self, fn, stmt, start, value, where):
+        """The statement, when it is one short line; else the entry itself (`'b2': db2`)."""
+        whole = self.place(fn, stmt, where)
+        if stmt.lineno == stmt.end_lineno and not whole.code.endswith("…"):
+            return whole
+        code = ast.get_source_segment(self.text[fn.file], start) or ""
+        if isinstance(start, ast.keyword):
+            span = ast.Module([], [])
+            span.lineno, span.col_offset = start.lineno, start.col_offset
+            span.end_lineno, span.end_col_offset = value.end_lineno, value.end_col_offset
+            code = ast.get_source_segment(self.text[fn.file], span)
+        else:
+            code = (code + ": " + (ast.get_source_segment(self.text[fn.file], value) or ""))
+        return Place(fn.file, start.lineno, _short(code), where)
 
     def bindings(self, fn, name, before=None):
         """The statements of `fn` that bind or change `name` (assigned, augmented, an element
@@ -298,30 +372,43 @@ class Source:
 
     def follow(self, fn, value, pairing, hops, line, where, depth):
         """Places that compute `value` (an expression of `fn`): the bindings of the names it is
-        made of, through aliases, or what an own helper it calls returns."""
+        made of (a plain alias, a conversion such as `torch.from_numpy(dW1)`, or arithmetic of
+        names), the stores of an own object's attribute (`fc1.grad['W']`), or what an own helper
+        it calls returns."""
         if value is None or hops <= 0:
             return []
-        if isinstance(value, ast.Call):
+        if isinstance(value, ast.Call) and self.callee(fn, value):
             return self.through_call(fn, value, pairing, depth)
-        if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name):
-            return self.attribute(fn, value)
-        names = _names_only(value)
-        if pairing is not None or not names:
+        value = _converted(value)
+        leaves = _leaves(value) if pairing is None else None
+        if not leaves:
             return []
+        direct = not isinstance(value, (ast.BinOp, ast.UnaryOp))
         places = []
-        for name in dict.fromkeys(names):
-            if name in fn.args:
+        for leaf in leaves:
+            if not isinstance(leaf, ast.Name):
+                attribute = leaf if isinstance(leaf, ast.Attribute) else leaf.value
+                if isinstance(attribute, ast.Attribute) and isinstance(attribute.value, ast.Name):
+                    places += self.attribute(fn, attribute)
                 continue
-            for stmt in self.bindings(fn, name, line):
+            if leaf.id in fn.args:
+                continue
+            for stmt in self.bindings(fn, leaf.id, line):
                 pairs = [(v, p) for t, v, p in _pairs(stmt)
-                         if isinstance(t, ast.Name) and t.id == name and not (isinstance(
+                         if isinstance(t, ast.Name) and t.id == leaf.id and not (isinstance(
                              stmt, ast.AugAssign) and not isinstance(stmt.op, (ast.Add, ast.Sub)))]
-                if pairs and self._unpacks_input(fn, pairs[0][0]):
+                if pairs and (self._unpacks_input(fn, pairs[0][0])
+                              or (not direct and self._inputs_only(fn, pairs[0][0]))):
                     continue  # W1 = params['W1']: an input, not a computation
                 places.append(self.place(fn, stmt, where))
                 for v, p in pairs:
                     places += self.follow(fn, v, p, hops - 1, stmt.lineno, where, depth)
         return places
+
+    @staticmethod
+    def _inputs_only(fn, value):
+        """Whether `value` reads no name that `fn` computes (only inputs, modules, builtins)."""
+        return not any(isinstance(n, ast.Name) and n.id in fn.local_names for n in ast.walk(value))
 
     @staticmethod
     def _unpacks_input(fn, value):
@@ -334,10 +421,7 @@ class Source:
         if not found:
             return []
         helper, guess = found
-        where = (f"probably in {helper.label} (the only class with a method named "
-                 f"{helper.node.name})" if guess else f"in {helper.label}")
-        if helper.file != fn.file:
-            where += f" ({helper.file})"
+        where = _where(helper, fn, guess and f"the only class with a method {helper.node.name}")
         places = []
         for stmt in helper.returns():
             value = stmt.value
@@ -356,12 +440,11 @@ class Source:
         owners = [cls] if cls else [c for c in self.classes if self._stores_attr(c, value.attr)]
         if len(owners) != 1 or not self._stores_attr(owners[0], value.attr):
             return []
+        stores = self._stores_attr(owners[0], value.attr)
+        computed = [(m, s) for m, s in stores if not _empty(s.value)]
         places = []
-        for method, stmt in self._stores_attr(owners[0], value.attr):
-            where = f"in {method.label}" if cls else (
-                f"probably in {method.label} (the only class that sets self.{value.attr})")
-            if method.file != fn.file:
-                where += f" ({method.file})"
+        for method, stmt in computed or stores:
+            where = _where(method, fn, not cls and f"the only class that sets self.{value.attr}")
             places.append(self.place(method, stmt, where))
         return places
 
@@ -385,19 +468,24 @@ class Source:
                 out.append((stmt, stmt.value.elts[index]))
         return out
 
-    def entry(self, fn, container, key, where="", depth=HELPER_DEPTH, hops=ALIAS_HOPS):
-        """Places where the dict `container` (an expression of `fn`) gets its entry `key`."""
+    def entry(self, fn, container, key, where="", depth=HELPER_DEPTH, hops=ALIAS_HOPS,
+              stmt=None):
+        """Places where the dict `container` (an expression of `fn`, in its statement `stmt`)
+        gets its entry `key`."""
         literal = _literal(container, key)
         if literal is not None:
-            return self.follow(fn, literal[0], None, ALIAS_HOPS, container.lineno, where, depth)
+            start, value = literal[-1]
+            return ([self.entry_place(fn, stmt, start, value, where)] if stmt is not None
+                    else []) + self.follow(fn, value, None, ALIAS_HOPS, stmt.lineno if stmt
+                                           else None, where, depth)
         if isinstance(container, ast.Call):
             found = self.callee(fn, container) if depth > 0 else None
             if not found:
                 return []
             helper = found[0]
-            inner = f"in {helper.label}" + (f" ({helper.file})" if helper.file != fn.file else "")
-            return [p for stmt in helper.returns()
-                    for p in self.entry(helper, stmt.value, key, inner, depth - 1)]
+            inner = _where(helper, fn)
+            return [p for ret in helper.returns()
+                    for p in self.entry(helper, ret.value, key, inner, depth - 1, stmt=ret)]
         if not isinstance(container, ast.Name):
             return []
         name, places, sources = container.id, [], []
@@ -410,8 +498,9 @@ class Source:
                 elif isinstance(target, ast.Name) and target.id == name:
                     literal = _literal(value, key)
                     if literal:
-                        places.append(self.place(fn, stmt, where))
-                        places += self.follow(fn, literal[0], None, ALIAS_HOPS, stmt.lineno,
+                        start, entry = literal[-1]
+                        places.append(self.entry_place(fn, stmt, start, entry, where))
+                        places += self.follow(fn, entry, None, ALIAS_HOPS, stmt.lineno,
                                               where, depth)
                     elif pairing is None and isinstance(value, (ast.Name, ast.Call)):
                         sources.append(value)
@@ -421,10 +510,10 @@ class Source:
                 if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                         and node.func.attr == "update" and _root(node.func.value) == name
                         and isinstance(node.func.value, ast.Name)):
-                    values = [kw.value for kw in node.keywords if kw.arg == key]
-                    values += [v for a in node.args for v in (_literal(a, key) or [])]
-                    for v in values:
-                        places.append(self.place(fn, stmt, where))
+                    entries = [(kw, kw.value) for kw in node.keywords if kw.arg == key]
+                    entries += [e for a in node.args for e in (_literal(a, key) or [])]
+                    for start, v in entries:
+                        places.append(self.entry_place(fn, stmt, start, v, where))
                         places += self.follow(fn, v, None, ALIAS_HOPS, stmt.lineno, where, depth)
         if places or hops <= 0:
             return places
@@ -434,10 +523,9 @@ class Source:
                 found = self.callee(fn, call) if depth > 0 else None
                 if found:
                     helper = found[0]
-                    inner = f"in {helper.label}" + (
-                        f" ({helper.file})" if helper.file != fn.file else "")
-                    for _, value in self.returned(helper, index, length):
-                        places += self.entry(helper, value, key, inner, depth - 1)
+                    inner = _where(helper, fn)
+                    for ret, value in self.returned(helper, index, length):
+                        places += self.entry(helper, value, key, inner, depth - 1, stmt=ret)
             else:
                 places += self.entry(fn, source, key, where, depth, hops - 1)
         return places
@@ -491,8 +579,7 @@ class Source:
                 found = self.callee(fn, call) if positions else None
                 if found and not found[1] and positions[0] < len(found[0].args):
                     helper = found[0]
-                    inner = f"in {helper.label}" + (
-                        f" ({helper.file})" if helper.file != fn.file else "")
+                    inner = _where(helper, fn)
                     places += self.updates(helper, helper.args[positions[0]], inner, depth - 1)
         return places
 
@@ -524,7 +611,7 @@ class Source:
             if isinstance(stmt.value, ast.Name):
                 values += [v for s in self.bindings(fn, stmt.value.id, stmt.lineno)
                            for t, v, _ in _pairs(s) if isinstance(t, ast.Name)]
-            lists += [v for value in values for v in (_literal(value, key) or [])]
+            lists += [v for value in values for _, v in (_literal(value, key) or [])]
         places = []
         for name in {v.id for v in lists if isinstance(v, ast.Name)}:
             for stmt in fn.statements:
@@ -558,8 +645,8 @@ class Source:
             fn = self.function("nn_forward_backward")
             if fn is None or key not in PARAM_NAMES:
                 return "", []
-            return f"grads['{key}'] is set", [p for _, grads in self.returned(fn, 1)
-                                               for p in self.entry(fn, grads, key)]
+            return f"grads['{key}'] is set", [p for ret, grads in self.returned(fn, 1)
+                                               for p in self.entry(fn, grads, key, stmt=ret)]
         if test in ("loss", "loss_stability"):
             fn = self.function("nn_forward_backward")
             return "the loss is computed", fn and self._returned_places(fn, 0, 2, False) or []
