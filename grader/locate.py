@@ -78,9 +78,6 @@ class _Function:
         self.parents = {}
         self._visit(node.body, ())
         self.statements = sorted(self.parents, key=lambda s: (s.lineno, s.col_offset))
-        self.local_names = {n.id for s in self.statements for t in _targets(s) + [
-            getattr(s, "target", None)] if t is not None for n in ast.walk(t)
-            if isinstance(n, ast.Name)}
 
     def _visit(self, body, parents):
         for stmt in body:
@@ -307,14 +304,14 @@ class Source:
             if found is None and func.id in self.classes:
                 found = self._method(func.id, "__init__")
             return (found, False) if found else None
-        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+        if not isinstance(func, ast.Attribute):
             return None
-        base = func.value.id
-        module = self._own_module(fn.file, base)
+        base = func.value.id if isinstance(func.value, ast.Name) else None
+        module = base and self._own_module(fn.file, base)
         if module:
             found = self.function(func.attr, module)
             return (found, False) if found else None
-        cls = self._class_of(fn, base)
+        cls = base and self._class_of(fn, base)
         if cls:
             found = self._method(cls, func.attr)
             return (found, False) if found else None
@@ -383,7 +380,6 @@ class Source:
         leaves = _leaves(value) if pairing is None else None
         if not leaves:
             return []
-        direct = not isinstance(value, (ast.BinOp, ast.UnaryOp))
         places = []
         for leaf in leaves:
             if not isinstance(leaf, ast.Name):
@@ -397,8 +393,7 @@ class Source:
                 pairs = [(v, p) for t, v, p in _pairs(stmt)
                          if isinstance(t, ast.Name) and t.id == leaf.id and not (isinstance(
                              stmt, ast.AugAssign) and not isinstance(stmt.op, (ast.Add, ast.Sub)))]
-                if pairs and (self._unpacks_input(fn, pairs[0][0])
-                              or (not direct and self._inputs_only(fn, pairs[0][0]))):
+                if pairs and self._unpacks_input(fn, pairs[0][0]):
                     continue  # W1 = params['W1']: an input, not a computation
                 places.append(self.place(fn, stmt, where))
                 for v, p in pairs:
@@ -406,13 +401,14 @@ class Source:
         return places
 
     @staticmethod
-    def _inputs_only(fn, value):
-        """Whether `value` reads no name that `fn` computes (only inputs, modules, builtins)."""
-        return not any(isinstance(n, ast.Name) and n.id in fn.local_names for n in ast.walk(value))
-
-    @staticmethod
     def _unpacks_input(fn, value):
-        return isinstance(value, (ast.Subscript, ast.Attribute)) and _root(value) in fn.args
+        """`params['W1']`, `params.get('W1')`, `dict.__getitem__(params, 'W1')`."""
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
+                value.func.attr in ("get", "__getitem__"):
+            value = value.args[0] if value.func.attr == "__getitem__" and value.args \
+                else value.func.value
+        return isinstance(value, (ast.Subscript, ast.Attribute, ast.Name)) and \
+            _root(value) in fn.args
 
     def through_call(self, fn, call, pairing, depth):
         """What an own helper returns for this call (its `index` of `length` when the call's
@@ -685,11 +681,11 @@ def render(what, places):
     for p in unique[:MAX_PLACES]:
         head = ""
         if (p.where, p.file) != context:
-            head = f"{p.where}, " if p.where else f"{p.file} "
+            head = f"{p.where}, " if p.where else f"at {p.file} "
             context = (p.where, p.file)
         parts.append(f"{head}line {p.line}: `{p.code}`")
     more = len(unique) - MAX_PLACES
-    return f"{what} at " + "; ".join(parts) + (f"; and {more} more" if more > 0 else "") + "."
+    return f"{what} " + "; ".join(parts) + (f"; and {more} more" if more > 0 else "") + "."
 
 
 def annotate(files, failures):
