@@ -254,11 +254,11 @@ class Source:
 
     # Finding functions
 
-    def function(self, name, file=MODULE):
+    def function(self, name, file=MODULE, seen=()):
         """The top-level def of `name` in `file` (the last one: it wins at import), or one that
         `file` imports from an own module by that name; a _Function or None."""
         tree = self.trees.get(file)
-        if tree is None:
+        if tree is None or (name, file) in seen:
             return None
         found = None
         for node in tree.body:
@@ -267,7 +267,8 @@ class Source:
             elif isinstance(node, ast.ImportFrom) and node.module in self.modules:
                 for alias in node.names:
                     if (alias.asname or alias.name) == name and self.modules[node.module] != file:
-                        found = self.function(alias.name, self.modules[node.module])
+                        found = self.function(alias.name, self.modules[node.module],
+                                              seen + ((name, file),))
         return found
 
     def _method(self, cls, name):

@@ -410,3 +410,19 @@ def test_the_self_check_names_the_line_of_a_corpus_bug(tmp_path, entry, test, fr
                and t.status == "passed")
     table = " ".join(report.table(result).split())
     assert f"line {line(source, fragment)}: `{fragment}" in table
+
+
+def test_modules_importing_each_other_in_a_circle_name_no_line_and_do_not_hang():
+    circle = "from a import nn_forward_backward\n"
+    assert where(circle, "grad_b2", a="from two_layer_net import nn_forward_backward\n") is None
+
+
+def test_a_function_imported_from_an_own_module_is_read_there():
+    helpers = """
+    def nn_forward_backward(params, X, y=None, reg=0.0):
+        grads = {'b2': X.sum(dim=0)}
+        return X.sum(), grads
+    """
+    sentence = where("from mine import nn_forward_backward\n", "grad_b2", mine=helpers)
+    assert sentence == (f"grads['b2'] is set at mine.py line {line(helpers, 'grads = ')}: "
+                        "`grads = {'b2': X.sum(dim=0)}`.")
