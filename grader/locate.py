@@ -211,6 +211,24 @@ def _converted(node):
     return node
 
 
+def _rebinds(node, name):
+    """Whether a top-level statement binds `name` other than by a def at the top level (an
+    assignment, an import, a def under an `if` or `try`): then which code runs is not read."""
+    pending = [node]
+    while pending:
+        inner = pending.pop()
+        if isinstance(inner, SCOPES):
+            if inner.name == name:
+                return True
+            continue  # what a def or class binds inside is its own
+        if isinstance(inner, ast.Name) and inner.id == name and isinstance(inner.ctx, ast.Store):
+            return True
+        if isinstance(inner, ast.alias) and (inner.asname or inner.name) == name:
+            return True
+        pending.extend(ast.iter_child_nodes(inner))
+    return False
+
+
 def _short(code):
     """Source code as one short, printable line (it is quoted between backquotes)."""
     code = " ".join(code.split())
@@ -269,6 +287,8 @@ class Source:
                     if (alias.asname or alias.name) == name and self.modules[node.module] != file:
                         found = self.function(alias.name, self.modules[node.module],
                                               seen + ((name, file),))
+            elif _rebinds(node, name):
+                found = None  # bound another way (assigned, imported, under an if): not read
         return found
 
     def _method(self, cls, name):

@@ -426,3 +426,21 @@ def test_a_function_imported_from_an_own_module_is_read_there():
     sentence = where("from mine import nn_forward_backward\n", "grad_b2", mine=helpers)
     assert sentence == (f"grads['b2'] is set at mine.py line {line(helpers, 'grads = ')}: "
                         "`grads = {'b2': X.sum(dim=0)}`.")
+
+
+@pytest.mark.parametrize("after", [
+    "nn_forward_backward = other\n",
+    "if True:\n    def nn_forward_backward(params, X, y=None, reg=0.0):\n        return X, {}\n",
+    "from somewhere import nn_forward_backward\n",
+])
+def test_a_function_rebound_after_its_def_names_no_line(after):
+    source = "def nn_forward_backward(params, X, y=None, reg=0.0):\n    return X, {'b2': X}\n\n\n"
+    assert where(source, "grad_b2") is not None
+    assert where(source + after, "grad_b2") is None
+
+
+def test_a_method_or_local_of_the_same_name_elsewhere_rebinds_nothing():
+    source = ("def nn_forward_backward(params, X, y=None, reg=0.0):\n    return X, {'b2': X}\n\n\n"
+              "class TwoLayerNet:\n    def nn_forward_backward(self):\n        return None\n\n\n"
+              "def tune():\n    nn_forward_backward = None\n    return nn_forward_backward\n")
+    assert lines_named(where(source, "grad_b2")) == [2]
