@@ -19,7 +19,7 @@ each rubric test it finds the statements that produce the quantity the test judg
 From there it follows simple aliases back (`grads['b2'] = db2`, then `db2 = ...`; a sum of names
 such as `loss = data_loss + reg_loss`), at most ALIAS_HOPS steps, and into the submission's own
 helpers (a function of its own, a method of its own class such as `fc2.backward(dscores)` where
-`fc2 = Linear(...)`), saying so: "in Linear.backward (layers.py) at line 12". A method found only
+`fc2 = Linear(...)`), saying so: "in Linear.backward (layers.py), line 12". A method found only
 by its name (one class of the submission defines it, the object's class is unknown) is marked
 "probably". Nothing located means no line is shown: never a wrong line.
 """
@@ -43,6 +43,8 @@ CONVERSIONS = {"from_numpy", "tensor", "as_tensor", "asarray", "array", "clone",
                "detach", "contiguous", "float", "double", "to", "type", "type_as", "numpy"}
 ARRAY_MODULES = {"torch", "np", "numpy"}
 EMPTY = (None, 0, 0.0, "")  # `self.grad = None` in __init__ is no computation
+HEADED = (ast.If, ast.While, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith) + SCOPES
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # A failure about a value the grader saw (not an exception, whose traceback names its line
 # already, nor a timeout or the audit's verdict, which are about the whole function).
@@ -352,11 +354,13 @@ class Source:
     # Places
 
     def place(self, fn, stmt, where=""):
+        """Where `stmt` is, with its code (a compound statement's or a def's first line)."""
         text = self.text[fn.file]
-        if isinstance(stmt, (ast.If, ast.While, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)):
-            code = text.splitlines()[stmt.lineno - 1]
-        else:
-            code = ast.get_source_segment(text, stmt) or text.splitlines()[stmt.lineno - 1]
+        code = None
+        if not isinstance(stmt, HEADED):
+            code = ast.get_source_segment(text, stmt)
+        if code is None:
+            code = _LINE_BREAK.split(text)[stmt.lineno - 1]  # the lines as ast counts them
         return Place(fn.file, stmt.lineno, _short(code), where)
 
     def entry_place(self, fn, stmt, start, value, where):
@@ -364,14 +368,10 @@ class Source:
         whole = self.place(fn, stmt, where)
         if stmt.lineno == stmt.end_lineno and not whole.code.endswith("…"):
             return whole
-        code = ast.get_source_segment(self.text[fn.file], start) or ""
-        if isinstance(start, ast.keyword):
-            span = ast.Module([], [])
-            span.lineno, span.col_offset = start.lineno, start.col_offset
-            span.end_lineno, span.end_col_offset = value.end_lineno, value.end_col_offset
-            code = ast.get_source_segment(self.text[fn.file], span)
-        else:
-            code = (code + ": " + (ast.get_source_segment(self.text[fn.file], value) or ""))
+        text = self.text[fn.file]
+        code = ast.get_source_segment(text, start) or ""  # W1=dW1 (a keyword), or 'W1' (a key)
+        if not isinstance(start, ast.keyword):
+            code += ": " + (ast.get_source_segment(text, value) or "")
         return Place(fn.file, start.lineno, _short(code), where)
 
     def bindings(self, fn, name, before=None):

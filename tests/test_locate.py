@@ -444,3 +444,26 @@ def test_a_method_or_local_of_the_same_name_elsewhere_rebinds_nothing():
               "class TwoLayerNet:\n    def nn_forward_backward(self):\n        return None\n\n\n"
               "def tune():\n    nn_forward_backward = None\n    return nn_forward_backward\n")
     assert lines_named(where(source, "grad_b2")) == [2]
+
+
+def test_lines_are_counted_as_python_counts_them():
+    """A form feed is a line break to str.splitlines, not to Python: the line named is right."""
+    source = STUDENT.replace("    num_train = X.shape[0]\n", "    num_train = X.shape[0]  # \x0c\n")
+    sentence = where(source, "train_update", "params['b1'] ...: params['b1'] did not change")
+    assert "`for k in params:`" in sentence and lines_named(sentence)[0] == line(
+        STUDENT, "for k in params:")
+
+
+def test_a_helper_whose_result_cannot_be_paired_is_named_by_its_def_line():
+    source = """
+    def backward_all(dscores):
+        return dscores.sum(dim=0)
+
+
+    def nn_forward_backward(params, X, y=None, reg=0.0):
+        grads = {}
+        dhidden, grads['b2'] = backward_all(X)
+        return X.sum(), grads
+    """
+    assert where(source, "grad_b2").endswith(
+        f"in backward_all, line {line(source, 'def backward_all')}: `def backward_all(dscores):`.")
