@@ -18,7 +18,8 @@ from typing import Callable
 import numpy
 import torch
 
-from grader import PUBLIC_SEED, audit, locate  # noqa: F401 -- PUBLIC_SEED: the rubric's public inputs
+from grader import PUBLIC_SEED, audit  # noqa: F401 -- PUBLIC_SEED: the rubric's public inputs
+from grader import locate
 from helpers_lib.gradcheck import rel_error
 
 GRADIENT_TESTS = ("grad_W1", "grad_b1", "grad_W2", "grad_b2")

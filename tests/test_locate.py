@@ -348,12 +348,13 @@ def test_predict_names_the_return_and_the_labels():
 
 def test_source_is_quoted_short_and_printable():
     source = ("def nn_predict(params, loss_func, X):\n"
-              "    return loss_func(params, X).argmax(dim=1) + 0 * len('`\\x1b[31m`' + '"
+              "    return loss_func(params, X).argmax(dim=1) + 0 * len('`\x1b[31m\t`' + '"
               + "x" * 100 + "')\n")
     sentence = where(source, "predict", "3 of 5 labels are not the argmax")
     code = sentence.split(": `", 1)[1]
     assert len(code) <= locate.MAX_CODE + 3 and code.endswith("…`.")
     assert code.count("`") == 1  # the closing quote only: a backquote of the source is replaced
+    assert code.isprintable() and "?[31m" in code  # the terminal escape is no escape any more
 
 
 def test_only_failed_value_tests_get_a_line():
