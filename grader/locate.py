@@ -568,14 +568,19 @@ class Source:
         """The statements of `fn` that update the dict `params` (or the tensors a loop over its
         values yields), with the loop that picks the keys; else those of an own helper that
         `fn` hands params to."""
-        views = set()
+        views, taken = set(), set()
         for stmt in fn.statements:
             if isinstance(stmt, (ast.For, ast.AsyncFor)) and any(
                     isinstance(n, ast.Name) and n.id == params for n in ast.walk(stmt.iter)):
                 views |= {n.id for n in ast.walk(stmt.target) if isinstance(n, ast.Name)}
+            for target, value, _ in _pairs(stmt):  # W1 = params['W1']: a view of params
+                if isinstance(target, ast.Name) and isinstance(value, ast.Subscript) \
+                        and _root(value) == params and isinstance(stmt, ast.Assign):
+                    views.add(target.id)
+                    taken.add(stmt)
         places = []
         for stmt in fn.statements:
-            if isinstance(stmt, SCOPES):
+            if isinstance(stmt, SCOPES) or stmt in taken:
                 continue
             nodes = list(_header_nodes(stmt))
             hit = any((isinstance(t, (ast.Subscript, ast.Attribute)) and _root(t) == params)
@@ -650,7 +655,8 @@ class Source:
         for stmt, value in (self.returned(fn, index, length) if index is not None
                             else [(s, s.value) for s in fn.returns()]):
             found = self.follow(fn, value, None, ALIAS_HOPS, stmt.lineno, "", HELPER_DEPTH)
-            places += ([self.place(fn, stmt)] if show_return or not found else []) + found
+            shown = show_return or not found or not isinstance(value, ast.Name)
+            places += ([self.place(fn, stmt)] if shown else []) + found
         return places
 
     def locate(self, test, message):

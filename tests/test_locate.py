@@ -468,3 +468,57 @@ def test_a_helper_whose_result_cannot_be_paired_is_named_by_its_def_line():
     """
     assert where(source, "grad_b2").endswith(
         f"in backward_all, line {line(source, 'def backward_all')}: `def backward_all(dscores):`.")
+
+
+def test_an_update_through_names_taken_from_params_is_found():
+    update = ("        W1, W2 = params['W1'], params['W2']\n"
+              "        W1 -= learning_rate * grads['W1']\n"
+              "        W2 = W2 - learning_rate * grads['W2']\n")
+    source = STUDENT.replace("        for k in params:\n            params[k] -= learning_rate * "
+                             "grads[k]\n", update)
+    sentence = where(source, "train_update", "params['W2'] ...: params['W2'] did not change")
+    assert lines_named(sentence) == [line(source, "W1 -= "), line(source, "W2 = W2 - ")]
+
+
+CS231N = """
+import torch
+
+
+def affine_forward(x, w, b):
+    return x @ w + b, (x, w, b)
+
+
+def affine_backward(dout, cache):
+    x, w, b = cache
+    dx = dout @ w.t()
+    dw = x.t() @ dout
+    db = dout.sum(dim=1)
+    return dx, dw, db
+
+
+def nn_forward_backward(params, X, y=None, reg=0.0):
+    hidden, cache1 = affine_forward(X, params['W1'], params['b1'])
+    hidden = hidden.clamp(min=0)
+    scores, cache2 = affine_forward(hidden, params['W2'], params['b2'])
+    if y is None:
+        return scores
+    dscores = scores.softmax(dim=1)
+    grads = {}
+    dhidden, grads['W2'], grads['b2'] = affine_backward(dscores, cache2)
+    _, grads['W1'], grads['b1'] = affine_backward(dhidden * (hidden > 0), cache1)
+    return scores.sum(), grads
+"""
+
+
+def test_cs231n_helper_functions_are_followed_into_the_element_they_return():
+    assert where(CS231N, "grad_b2").endswith(
+        f"in affine_backward, line {line(CS231N, 'db = ')}: `db = dout.sum(dim=1)`.")
+    assert lines_named(where(CS231N, "grad_W1")) == [line(CS231N, "_, grads['W1']"),
+                                                     line(CS231N, "dw = ")]
+
+
+def test_a_loss_combined_in_the_return_names_the_return_too():
+    source = PLAIN.replace("    loss = data_loss + reg_loss\n", "").replace(
+        "    return loss, grads\n", "    return data_loss + reg_loss, grads\n")
+    assert lines_named(where(source, "loss", LOSS)) == [
+        line(source, "data_loss = "), line(source, "reg_loss = "), line(source, "return ")]
