@@ -521,4 +521,4 @@ def test_a_loss_combined_in_the_return_names_the_return_too():
     source = PLAIN.replace("    loss = data_loss + reg_loss\n", "").replace(
         "    return loss, grads\n", "    return data_loss + reg_loss, grads\n")
     assert lines_named(where(source, "loss", LOSS)) == [
-        line(source, "data_loss = "), line(source, "reg_loss = "), line(source, "return ")]
+        line(source, "data_loss = "), line(source, "reg_loss = "), line(source, "return data_loss")]
