@@ -677,8 +677,8 @@ class Source:
             fn = self.function("nn_forward_pass")
             if fn is None:
                 return "", []
-            shown = [i for i, what in enumerate(("scores", "hidden"))
-                     if f", {what}:" in message] or [0, 1]
+            # scores are computed from hidden: a wrong scores names both, a wrong hidden itself
+            shown = [1] if ", hidden:" in message else [0, 1]
             what = " and ".join(("scores", "hidden")[i] for i in shown)
             return (f"{what} {'is' if len(shown) == 1 else 'are'} computed",
                     [p for i in shown for p in self._returned_places(fn, i, 2, True)])

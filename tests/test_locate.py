@@ -284,11 +284,13 @@ def test_what_cannot_be_located_names_no_line():
 STUDENT = grading_corpus.BASE
 
 
-def test_forward_names_the_return_and_what_it_returns_the_part_the_message_is_about():
+def test_forward_names_the_return_and_what_it_returns_hidden_alone_when_only_it_is_wrong():
     scores = "case 0 (N=1, D=3, H=4, C=2), scores: max relative error 1.0e-01 > 1e-06"
     hidden = "case 0 (N=1, D=3, H=4, C=2), hidden: hidden has shape (4, 1), expected (1, 4)"
+    assert where(STUDENT, "forward", scores).startswith("scores and hidden are computed at ")
     assert lines_named(where(STUDENT, "forward", scores)) == [
-        line(STUDENT, "scores = hidden.mm"), line(STUDENT, "return scores, hidden")]
+        line(STUDENT, "hidden = (X.mm"), line(STUDENT, "scores = hidden.mm"),
+        line(STUDENT, "return scores, hidden")]
     assert where(STUDENT, "forward", hidden).startswith(
         f"hidden is computed at two_layer_net.py line {line(STUDENT, 'hidden = (X.mm')}")
 
