@@ -74,8 +74,8 @@ class _Function:
     """One function's statements (nested blocks included, nested defs not), each with the
     compound statements around it."""
 
-    def __init__(self, file, node, label):
-        self.file, self.node, self.label = file, node, label
+    def __init__(self, file, node, label, cls=None):
+        self.file, self.node, self.label, self.cls = file, node, label, cls  # cls: a method's
         self.args = [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
         self.parents = {}
         self._visit(node.body, ())
@@ -297,7 +297,7 @@ class Source:
         file, node = self.classes[cls]
         for item in node.body:
             if isinstance(item, DEFS) and item.name == name:
-                return _Function(file, item, f"{cls}.{name}")
+                return _Function(file, item, f"{cls}.{name}", cls)
         return None
 
     def _class_of(self, fn, name):
@@ -453,7 +453,7 @@ class Source:
 
     def attribute(self, fn, value):
         """`fc2.dW` where fc2 is an object of an own class: the stores of `self.dW` there."""
-        cls = self._class_of(fn, value.value.id)
+        cls = fn.cls if value.value.id == "self" else self._class_of(fn, value.value.id)
         owners = [cls] if cls else [c for c in self.classes if self._stores_attr(c, value.attr)]
         if len(owners) != 1 or not self._stores_attr(owners[0], value.attr):
             return []
@@ -470,7 +470,7 @@ class Source:
         found = []
         for item in node.body:
             if isinstance(item, DEFS):
-                method = _Function(file, item, f"{cls}.{item.name}")
+                method = _Function(file, item, f"{cls}.{item.name}", cls)
                 for stmt in method.statements:
                     if any(isinstance(t, ast.Attribute) and t.attr == attr and _root(t) == "self"
                            for t, _, _ in _pairs(stmt)):

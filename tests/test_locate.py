@@ -524,3 +524,9 @@ def test_a_loss_combined_in_the_return_names_the_return_too():
         "    return loss, grads\n", "    return data_loss + reg_loss, grads\n")
     assert lines_named(where(source, "loss", LOSS)) == [
         line(source, "data_loss = "), line(source, "reg_loss = "), line(source, "return data_loss")]
+
+
+def test_self_in_a_method_is_an_object_of_that_methods_class():
+    sentence = where(MODULAR, "grad_W2")
+    assert sentence.endswith(f"in Linear.backward, line {line(MODULAR, 'self.dW = self.x')}: "
+                             "`self.dW = self.x.t() @ dout`.")
