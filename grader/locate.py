@@ -75,7 +75,8 @@ class _Function:
     compound statements around it."""
 
     def __init__(self, file, node, label, cls=None):
-        self.file, self.node, self.label, self.cls = file, node, label, cls  # cls: a method's
+        self.file, self.node, self.label = file, node, label
+        self.cls = cls  # the class of a method, else None
         self.args = [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
         self.parents = {}
         self._visit(node.body, ())
@@ -176,8 +177,9 @@ def _empty(node):
 
 
 def _leaves(node):
-    """The names (`dW1`) and own objects' attributes (`fc1.dW`, `fc1.grad['W']`) an expression
-    is built of with arithmetic and constants; None when it holds anything else (a call)."""
+    """The names (`dW1`) and own objects' attributes (`fc1.dW`, `fc1.grad['W']`) of a sum of
+    them and constants (`data_loss + reg_loss`); None for anything else (a call, a product:
+    `h.T @ dscores` is computed on its own line, not on the lines of h and dscores)."""
     if isinstance(node, ast.Name):
         return [node]
     if isinstance(node, ast.Constant):
@@ -189,7 +191,7 @@ def _leaves(node):
         return [node]  # fc1.grad['W'] (followed), params['W1'] (an input: not followed)
     if isinstance(node, ast.UnaryOp):
         return _leaves(node.operand)
-    if isinstance(node, ast.BinOp):
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
         left, right = _leaves(node.left), _leaves(node.right)
         return None if left is None or right is None else left + right
     return None

@@ -127,11 +127,11 @@ def test_a_dict_literal_over_several_lines_names_the_entry_on_its_own_line():
     def nn_forward_backward(params, X, y=None, reg=0.0):
         db2 = X.sum(dim=0)
         return X.sum(), {'W1': X, 'b1': X,
-                         'W2': X, 'b2': db2 * 2}
+                         'W2': X, 'b2': -db2}
     """
     entry, db2 = line(source, "'b2'"), line(source, "db2 = ")
     assert where(source, "grad_b2") == (f"grads['b2'] is set at two_layer_net.py line {db2}: "
-                                        f"`db2 = X.sum(dim=0)`; line {entry}: `'b2': db2 * 2`.")
+                                        f"`db2 = X.sum(dim=0)`; line {entry}: `'b2': -db2`.")
 
 
 def test_numpy_conversions_are_seen_through():
@@ -530,3 +530,8 @@ def test_self_in_a_method_is_an_object_of_that_methods_class():
     sentence = where(MODULAR, "grad_W2")
     assert sentence.endswith(f"in Linear.backward, line {line(MODULAR, 'self.dW = self.x')}: "
                              "`self.dW = self.x.t() @ dout`.")
+
+
+def test_a_product_is_not_followed_into_its_factors():
+    source = PLAIN.replace("grads['W2'] = hidden.t() @ dscores", "grads['W2'] = hidden.T @ dscores")
+    assert lines_named(where(source, "grad_W2")) == [line(source, "grads['W2'] = ")]
