@@ -516,6 +516,8 @@ class Source:
                     places += self.follow(fn, value, pairing, ALIAS_HOPS, stmt.lineno, where, depth)
                 elif isinstance(target, ast.Name) and target.id == name:
                     literal = _literal(value, key)
+                    if literal and _empty(literal[-1][1]):
+                        continue  # grads = {'W1': None, ...}, filled later
                     if literal:
                         start, entry = literal[-1]
                         places.append(self.entry_place(fn, stmt, start, entry, where))

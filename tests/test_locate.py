@@ -535,3 +535,8 @@ def test_self_in_a_method_is_an_object_of_that_methods_class():
 def test_a_product_is_not_followed_into_its_factors():
     source = PLAIN.replace("grads['W2'] = hidden.t() @ dscores", "grads['W2'] = hidden.T @ dscores")
     assert lines_named(where(source, "grad_W2")) == [line(source, "grads['W2'] = ")]
+
+
+def test_an_empty_initial_entry_is_not_where_a_gradient_is_computed():
+    source = PLAIN.replace("    grads = {}\n", "    grads = {'W1': None, 'b1': None, 'W2': None, 'b2': None}\n")
+    assert lines_named(where(source, "grad_b2")) == lines_named(where(PLAIN, "grad_b2"))
