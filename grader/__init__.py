@@ -7,7 +7,8 @@ The path a submission takes, and the module for each step:
   into one a student, with who they are); `submission` reads one and gives unique, safe names.
 - `outdir`: the results folder is checked and locked; `cache` skips results that are current.
 - `audit`: the grader's own process reads the source (autograd, finite differences, tampering,
-  unverifiable code) and explains it; its rules are one table, `audit_rules`.
+  unverifiable code) and explains it; its rules are one table, `audit_rules`. `locate` reads
+  it there too, to name in a failed test's feedback the line that computes what it checks.
 - `rubric` and `groups/`: the inputs drawn per submission from the seed, the expected values
   from an independent autograd oracle, and each group's judge; a group module also holds what
   its child calls (`groups/forward.py`, `backward.py`, `train.py`, `predict.py`), with the

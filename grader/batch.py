@@ -42,7 +42,7 @@ from grader import (
     wire,
 )
 from grader.groups import build
-from grader.rubric import RUBRIC, Verdict, apply_audit
+from grader.rubric import RUBRIC, Verdict, apply_audit, locate_failures
 
 DEFAULT_SANDBOX_UID = 61000
 REPLY_CAP = (64 << 20) + (1 << 20)
@@ -325,6 +325,7 @@ class Grader:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         apply_audit(verdicts, findings, extra["flags"])
+        locate_failures(verdicts, {k: v for k, v in sub.files.items() if k.endswith(".py")})
         return report.graded_result(verdicts, note, time.monotonic() - started, extra,
                                     self.public), files
 

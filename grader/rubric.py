@@ -19,6 +19,7 @@ import numpy
 import torch
 
 from grader import PUBLIC_SEED, audit  # noqa: F401 -- PUBLIC_SEED: the rubric's public inputs
+from grader import locate
 from helpers_lib.gradcheck import rel_error
 
 GRADIENT_TESTS = ("grad_W1", "grad_b1", "grad_W2", "grad_b2")
@@ -163,3 +164,17 @@ def apply_audit(verdicts, findings, flags):
     if why:
         for name in GRADIENT_TESTS:
             verdicts[name] = Verdict(False, why)
+
+
+def locate_failures(verdicts, files):
+    """Each failed test that judged a value gets, on a line of its own, the line(s) of the
+    submission ({file name: bytes} of its .py files) that compute that value (grader.locate,
+    read in the grader's process). Other failures (an exception, whose traceback names its
+    line; a timeout; the audit's verdict) keep their message as it is."""
+    failures = {name: v.message for name, v in verdicts.items() if not v.passed}
+    try:
+        found = locate.annotate(files, failures)
+    except Exception:  # noqa: BLE001 -- a location is an extra: never a reason to lose a grade
+        found = {}
+    for name, where in found.items():
+        verdicts[name] = Verdict(False, f"{verdicts[name].message}\n{where}")

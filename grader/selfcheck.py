@@ -13,7 +13,7 @@ import torch
 
 from grader import audit, child, report, standins
 from grader.groups import build
-from grader.rubric import RUBRIC, Verdict, apply_audit
+from grader.rubric import RUBRIC, Verdict, apply_audit, locate_failures
 
 
 # The .py files a student's submission.zip holds (grade.py submit): the module, and the helper
@@ -63,4 +63,5 @@ def grade_in_process(module_path, *, seed, public):
             torch.set_default_dtype(default_dtype)
     flags = audit.flags(findings)
     apply_audit(verdicts, findings, flags)
+    locate_failures(verdicts, files)
     return report.graded_result(verdicts, "", time.monotonic() - started, {"flags": flags}, public)
