@@ -176,9 +176,9 @@ def central_differences(params, X, y, reg, h):
     return grads
 
 
-def judged_backward(gradients_of):
+def judged_backward(gradients_of, seed=SEED):
     """The backward group's verdicts for gradients computed by gradients_of(params, X, y, reg)."""
-    group = build()["backward"]
+    group = build(seed)["backward"]
     out = {}
     for j, (case, reg) in enumerate(group.meta["calls"]):
         params = {k: group.arrays[f"case{case}/{k}"] for k in rubric.PARAM_NAMES}
@@ -198,6 +198,21 @@ def test_gradients_by_finite_differences_score_zero_on_the_gradient_tests(h):
         assert not verdicts[name].passed, (h, verdicts[name].message)
         # a step as coarse as 1e-2 is wrong everywhere: an ordinary failure says so
         assert verdicts[name].message.startswith(rubric.FINITE_DIFFERENCES) or h >= 1e-2
+
+
+def test_finite_differences_are_named_whatever_the_secret():
+    """Ordinary cases keep off the kinks, so a chance kink there never hides finite differences
+    (with the secret of one run in about a hundred it did)."""
+    for i in range(20):
+        group = build(f"secret-{i}")["backward"]
+        for case, kind in enumerate(backward.KINDS):
+            X = group.arrays[f"case{case}/X"]
+            z1 = X @ group.arrays[f"case{case}/W1"] + group.arrays[f"case{case}/b1"]
+            assert (kind == backward.KINKED) == (z1.abs().min() < backward.KINK_MARGIN), (i, case)
+        verdicts = judged_backward(lambda *case: central_differences(*case, h=1e-5),
+                                   seed=f"secret-{i}")
+        for name in rubric.GRADIENT_TESTS:
+            assert verdicts[name].message.startswith(rubric.FINITE_DIFFERENCES), (i, verdicts[name])
 
 
 def backprop_in_another_order(params, X, y, reg):
