@@ -50,4 +50,10 @@ def entries():
                           "eecs598.reset_seed(0)\n")),
         Entry("eecs598_in_find_best_net", "the course package imported in find_best_net",
               source=BASE + FIND_BEST_NET),
+        Entry("eecs598_a2_helpers", "the notebook's plot helper imported at module level from the "
+              "course package (2022 layout) and from a2_helpers beside it (2020 layout)",
+              source=edit("import torch\n", "import torch\n\nimport a2_helpers\n"
+                          "from eecs598 import submit, vis\n"
+                          "from eecs598.a2_helpers import get_toy_data, plot_acc_curves\n\n"
+                          "TOY = get_toy_data(dtype=torch.float64)\n")),
     ]
