@@ -330,6 +330,12 @@ def entries(instructor_files, results_dir):
               source="import csv\nimport html\nimport json\nimport matplotlib.pyplot as plt\n" + BASE),
         Entry("stubs", "the student release, untouched", source=STUB,
               expect={ALL: r"NotImplementedError: "}),
+        Entry("cuda_hard_wired", "the ReLU's zero made on the course's Colab GPU: fails on the "
+              "grader's CPU, and the feedback says where the device should come from",
+              source=edit("hidden = (X.mm(W1) + b1).clamp(min=0)",
+                          "hidden = torch.maximum(X.mm(W1) + b1, torch.zeros(1, device='cuda'))"),
+              expect=fails(FORWARD_DEPENDENT, r"runs on the CPU: take the device from the "
+                                              r"inputs, e\.g\. device=X\.device")),
         Entry("syntax_error_py312", "a multi-line f-string, valid only on Python >= 3.12, in a "
               "graded function: the module cannot be imported, and the feedback names the line",
               source=in_predict('print(f"{\n    X.shape}")'),
