@@ -6,6 +6,8 @@ The path a submission takes, and the module for each step:
   Submissions (an instructor's export, recognised by its exact layout or named by --export,
   into one a student, with who they are); `submission` reads one and gives unique, safe names.
 - `outdir`: the results folder is checked and locked; `cache` skips results that are current.
+- `salvage`: a top-level function or class the rubric never calls that this Python cannot
+  parse (Python 3.12 syntax, mostly in tuning code) is stubbed, not the whole module.
 - `audit`: the grader's own process reads the source (autograd, finite differences, tampering,
   unverifiable code) and explains it; its rules are one table, `audit_rules`. `locate` reads
   it there too, to name in a failed test's feedback the line that computes what it checks.
@@ -13,7 +15,8 @@ The path a submission takes, and the module for each step:
   from an independent autograd oracle, and each group's judge; a group module also holds what
   its child calls (`groups/forward.py`, `backward.py`, `train.py`, `predict.py`), with the
   child-side helpers of `calls`. Imports run groups -> rubric, calls; child -> groups.
-- `standins`: the course's modules the grader supplies (`linear_classifier`, `eecs598`).
+- `standins`: the course's modules the grader supplies (`linear_classifier`, `eecs598`,
+  `a2_helpers`).
 - `batch`: the job slots; each drives a `worker` process (python -m grader.worker) that
   relays and supervises; replies travel in the `wire` format and are checked before judging.
 

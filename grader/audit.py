@@ -62,7 +62,8 @@ _PARSING = threading.Lock()
 ENTRY = "nn_forward_backward"
 GRADED = (ENTRY, "nn_forward_pass", "nn_train", "nn_predict")  # the functions the rubric calls
 MAIN = "__main__"  # the owner of code under `if __name__ == "__main__":`, which nothing reaches
-KIT_MODULES = {"linear_classifier", "eecs598", "helpers", "grader", "grade", "main"}  # importable in a child
+KIT_MODULES = {"linear_classifier", "eecs598", "a2_helpers", "helpers", "grader", "grade",
+               "main"}  # importable in a child (grader/standins.py supplies the course's)
 KIT_COPIES = {"helpers.py", "grade.py", "main.py"}  # a release's copies, often submitted with it
 COMPILED = (".so", ".pyd", ".pyc")  # importable, but not source this audit can read
 DEEP = "code nested too deeply to read"

@@ -10,6 +10,7 @@ goes on. Results are written as each submission finishes (grader.cache), so Ctrl
 nothing finished and a rerun resumes.
 """
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ from grader import (
     outdir,
     report,
     rubric,
+    salvage,
     sandbox,
     standins,
     submission,
@@ -303,15 +305,20 @@ class Grader:
             verdicts = {name: Verdict(False, f"not graded: {sub.error}") for name in RUBRIC}
             return report.make_result(verdicts, f"Could not grade this submission: {sub.error}",
                                       time.monotonic() - started, extra), {}
-        findings = audit.audit({k: v for k, v in sub.files.items() if k.endswith(".py")})
-        extra["flags"] += audit.flags(findings)
+        # Code the rubric never calls that this Python cannot parse is left out, not the module:
+        # the salvaged text is what the audit reads and the child imports (grader/salvage.py).
+        graded_files, left_out = salvage.salvage(sub.files)
+        findings = audit.audit({k: v for k, v in graded_files.items() if k.endswith(".py")})
+        extra["flags"] += left_out + audit.flags(findings)
         folder = tempfile.mkdtemp(dir=self.run_root)
         os.chmod(folder, 0o711)
         files = {}
         try:
-            module_path = submission.stage(sub, os.path.join(folder, "submission"))
+            module_path = submission.stage(dataclasses.replace(sub, files=graded_files),
+                                           os.path.join(folder, "submission"))
             groups = build(rubric.submission_seed(self.seed, sub.content_hash))
             verdicts, note = self._run_groups(groups, module_path, folder)
+            note += "".join(f" {why}." for why in left_out)
             if self.execute and sub.has_notebook:
                 began = time.monotonic()
                 (extra["notebook"], extra["notebook_status"],

@@ -34,6 +34,14 @@ def trim_values(message):
     return LONG_NUMBER.sub(cut, message)
 
 
+# The errors torch raises for a device the grader does not have (or for tensors on two devices):
+# real solutions hard-wire the course's Colab GPU (`torch.zeros(N, H, device='cuda')`, `.cuda()`).
+CUDA_ERROR = re.compile(r"not compiled with CUDA|no NVIDIA driver|No CUDA GPUs|CUDA driver|"
+                        r"Expected all tensors to be on the same device")
+CUDA_NOTE = (" (the grader runs on the CPU: take the device from the inputs, e.g. "
+             "device=X.device, never 'cuda' or .cuda(); the assignment's header says so too)")
+
+
 def missing_module_note(name):
     return (f" (the grader's Python has no module '{name}': submit it with two_layer_net.py if it "
             f"is your own file; otherwise two_layer_net.py may import {SUPPLIED})")
@@ -53,6 +61,8 @@ def describe_exception(error, student_folder):
         message = message[:MESSAGE_LIMIT] + " ..."
     if isinstance(error, ModuleNotFoundError) and error.name:
         message += missing_module_note(error.name)
+    if CUDA_ERROR.search(str(error)):
+        message += CUDA_NOTE
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if os.path.abspath(f.filename).startswith(student_folder + os.sep)]
     lines = [headline(error, message)]

@@ -2,8 +2,10 @@
 
 Code written for the original course (EECS 498-007 A2) imports `sample_batch` from
 `linear_classifier` and the course's helper package `eecs598` (most often `eecs598.reset_seed`
-while tuning). The grader writes these sources into a stand-in folder placed after the
-submission's own folder on `sys.path`, so a submission's own copy, when it has one, wins.
+while tuning, and `plot_acc_curves` from `eecs598.a2_helpers` at module level; the 2020
+release kept that module beside the assignment as `a2_helpers`). The grader writes these
+sources into a stand-in folder placed after the submission's own folder on `sys.path`, so a
+submission's own copy, when it has one, wins.
 They are the kit's own, written to the original API; nothing here computes a gradient with
 torch.autograd (the audit does not read these files: they are the kit's).
 """
@@ -19,9 +21,104 @@ def sample_batch(X, y, num_train, batch_size):
     return X[idx], y[idx]
 '''
 
+A2_HELPERS = '''"""The assignment's notebook helpers (toy data, plots of a training run), supplied by the
+grader; plots draw on matplotlib's file backend and return the Figure."""
+import random
+
+import torch
+
+from .utils import reset_seed
+
+
+def hello_helper():
+    print("Hello from a2_helpers.py!")
+
+
+def get_toy_data(num_inputs=5, input_size=4, hidden_size=10, num_classes=3,
+                 dtype=torch.float32, device="cpu"):
+    """(X, y, params) of a toy problem: X (num_inputs, input_size), y (num_inputs,) labels,
+    params W1, b1, W2, b2 with small random weights, all drawn after reset_seed(0)."""
+    reset_seed(0)
+    X = 10 * torch.randn(num_inputs, input_size, dtype=dtype, device=device)
+    y = torch.tensor([random.randrange(num_classes) for _ in range(num_inputs)], device=device)
+    params = {"W1": 1e-4 * torch.randn(input_size, hidden_size, dtype=dtype, device=device),
+              "b1": torch.zeros(hidden_size, dtype=dtype, device=device),
+              "W2": 1e-4 * torch.randn(hidden_size, num_classes, dtype=dtype, device=device),
+              "b2": torch.zeros(num_classes, dtype=dtype, device=device)}
+    return X, y, params
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_stats(stat_dict):
+    """The loss history and both accuracy histories of one training run."""
+    plt = _pyplot()
+    figure, (top, bottom) = plt.subplots(2, 1)
+    top.plot(stat_dict["loss_history"], "o")
+    top.set(title="Loss history", xlabel="Iteration", ylabel="Loss")
+    bottom.plot(stat_dict["train_acc_history"], "o-", label="train")
+    bottom.plot(stat_dict["val_acc_history"], "o-", label="val")
+    bottom.set(title="Classification accuracy history", xlabel="Epoch", ylabel="Accuracy")
+    bottom.legend()
+    return figure
+
+
+def plot_acc_curves(stat_dict):
+    """Validation accuracy per epoch of several runs: {hidden size or label: stats}."""
+    plt = _pyplot()
+    figure, axes = plt.subplots()
+    for key, stats in stat_dict.items():
+        axes.plot(stats["val_acc_history"], label=str(key))
+    axes.set(title="Validation accuracy history", xlabel="Epoch", ylabel="Accuracy")
+    axes.legend()
+    return figure
+
+
+def visualize_grid(Xs, ubound=255.0, padding=1):
+    """(N, H, W, C) images tiled into one (grid, grid, C) tensor scaled to [0, ubound]."""
+    count, height, width, channels = Xs.shape
+    side = max(int(count ** 0.5 + 0.999), 1)
+    grid = torch.zeros(side * (height + padding) - padding, side * (width + padding) - padding,
+                       channels, dtype=Xs.dtype, device=Xs.device)
+    for index in range(count):
+        row, col = divmod(index, side)
+        image = Xs[index]
+        low, high = image.min(), image.max()
+        top, left = row * (height + padding), col * (width + padding)
+        grid[top:top + height, left:left + width] = ubound * (image - low) / (high - low + 1e-12)
+    return grid
+
+
+def show_net_weights(net):
+    """The first layer's weights of a TwoLayerNet as 32x32 colour images."""
+    plt = _pyplot()
+    W1 = net.params["W1"]
+    images = W1.reshape(3, 32, 32, -1).permute(3, 1, 2, 0)
+    figure, axes = plt.subplots()
+    axes.imshow(visualize_grid(images, padding=3).to("cpu", torch.uint8).numpy())
+    axes.axis("off")
+    return figure
+'''
+
+# The top-level a2_helpers cannot import eecs598: only the submission's own imports are served
+# from the stand-in folder (grader.child.SubmissionFinder), so it seeds by itself.
+SEEDING = '''
+
+def reset_seed(number):
+    random.seed(number)
+    torch.manual_seed(number)
+'''
+
 EECS598 = {
     "__init__.py": '''"""Stand-in for the course's helper package eecs598 (supplied by the grader)."""
-from . import data, grad, utils
+from . import data, grad, submit, utils, vis
 from .grad import compute_numeric_gradient, rel_error
 from .utils import reset_seed, tensor_to_image, visualize_dataset
 ''',
@@ -107,6 +204,22 @@ def _no_data(*args, **kwargs):
 
 cifar10 = preprocess_cifar10 = _no_data
 ''',
+    "submit.py": '''"""The course's submission zippers: the grader is where a submission arrives, not where
+one is made, so they say so when called."""
+
+
+def _not_here(*args, **kwargs):
+    raise RuntimeError("making a submission zip works in the notebook only; use python grade.py "
+                       "submit there")
+
+
+make_a1_submission = make_a2_submission = make_a3_submission = _not_here
+make_a4_submission = make_a5_submission = make_a6_submission = _not_here
+''',
+    "vis.py": '''"""Image helpers (the 2020 release kept them here rather than in utils)."""
+from .utils import tensor_to_image, visualize_dataset  # noqa: F401
+''',
+    "a2_helpers.py": A2_HELPERS,
 }
 
 
@@ -116,6 +229,7 @@ def write(folder):
     os.makedirs(package, mode=0o755, exist_ok=True)
     os.chmod(folder, 0o755)
     files = {"linear_classifier.py": LINEAR_CLASSIFIER,
+             "a2_helpers.py": A2_HELPERS.replace("from .utils import reset_seed\n", SEEDING),
              **{os.path.join("eecs598", name): text for name, text in EECS598.items()}}
     for name, text in files.items():
         path = os.path.join(folder, name)

@@ -32,6 +32,26 @@ def find_best_net(data_dict, get_param_set_fn):
     return best
 '''
 
+# Written on Colab's Python 3.12: a replacement field that spans lines parses only there.
+PY312_TUNING = '''
+
+def find_best_net(data_dict, get_param_set_fn):
+    best = (None, None, -1.0)
+    for lr, hidden_size, reg, decay in zip(*get_param_set_fn()):
+        print(f"lr {lr:.1e}, hidden {hidden_size}, reg {
+              reg:.1e}, decay {decay}")
+    return best
+
+
+import functools
+
+
+@functools.lru_cache
+def describe(lr):
+    return f"lr={
+        lr}"
+'''
+
 
 def entries():
     layers = {name: _read("honest_layers", name) for name in ("two_layer_net.py", "layers.py")}
@@ -50,4 +70,16 @@ def entries():
                           "eecs598.reset_seed(0)\n")),
         Entry("eecs598_in_find_best_net", "the course package imported in find_best_net",
               source=BASE + FIND_BEST_NET),
+        Entry("py312_syntax_in_tuning_code", "multi-line f-strings (Python 3.12) in find_best_net "
+              "and in a decorated helper nothing graded calls: left out, the rest graded",
+              source=BASE + PY312_TUNING,
+              flags=r"^find_best_net left out: two_layer_net\.py:\d+ does not parse on Python "
+                    r"3\.\d+ \(.*\); the rubric never calls it, the rest is graded;"
+                    r" describe left out: two_layer_net\.py:\d+"),
+        Entry("eecs598_a2_helpers", "the notebook's plot helper imported at module level from the "
+              "course package (2022 layout) and from a2_helpers beside it (2020 layout)",
+              source=edit("import torch\n", "import torch\n\nimport a2_helpers\n"
+                          "from eecs598 import submit, vis\n"
+                          "from eecs598.a2_helpers import get_toy_data, plot_acc_curves\n\n"
+                          "TOY = get_toy_data(dtype=torch.float64)\n")),
     ]

@@ -349,9 +349,24 @@ def entries(instructor_files, results_dir):
               source="import csv\nimport html\nimport json\nimport matplotlib.pyplot as plt\n" + BASE),
         Entry("stubs", "the student release, untouched", source=STUB,
               expect={ALL: r"NotImplementedError: "}),
-        Entry("syntax_error_py312", "a multi-line f-string, valid only on Python >= 3.12",
-              source=BASE + '\n\ndef describe(x):\n    return f"{\n        x}"\n',
+        Entry("cuda_hard_wired", "the ReLU's zero made on the course's Colab GPU: fails on the "
+              "grader's CPU, and the feedback says where the device should come from",
+              source=edit("hidden = (X.mm(W1) + b1).clamp(min=0)",
+                          "hidden = torch.maximum(X.mm(W1) + b1, torch.zeros(1, device='cuda'))"),
+              expect=fails(FORWARD_DEPENDENT, r"runs on the CPU: take the device from the "
+                                              r"inputs, e\.g\. device=X\.device")),
+        Entry("syntax_error_py312", "a multi-line f-string, valid only on Python >= 3.12, in a "
+              "graded function: the module cannot be imported, and the feedback names the line",
+              source=in_predict('print(f"{\n    X.shape}")'),
               expect={ALL: r"SyntaxError in two_layer_net\.py, line \d+"}),
+        Entry("syntax_error_py312_in_a_helper", "the same f-string in a helper that only "
+              "nn_predict calls: the helper is left out, so predict alone fails, naming the line",
+              source=edit("def nn_predict(params, loss_func, X):\n",
+                          'def shape_note(X):\n    return f"{\n        X.shape}"\n\n\n'
+                          "def nn_predict(params, loss_func, X):\n    shape_note(X)\n"),
+              expect={"predict": r"shape_note \(two_layer_net\.py line \d+\) does not parse on "
+                                 r"Python 3\.\d+"},
+              flags=r"^shape_note left out: two_layer_net\.py:\d+ does not parse"),
         Entry("crash_at_import", "an exception at import",
               source="raise RuntimeError('boom at import')\n" + BASE,
               expect={ALL: r"importing two_layer_net\.py raised RuntimeError: boom at import"}),
