@@ -155,9 +155,11 @@ def nn_forward_backward(params, X, y=None, reg=0.0, h=1e-5):
 '''
 
 # Host objects the suite puts up before the batch (host_objects, below): a root-only System V
-# segment and Unix socket, and a world-writable socket, that no child may reach.
-HOST_SHM_KEY = 0x7E57_0001
-HOST_SOCKETS = ("/tmp/two-layer-net-test-open.sock", "/tmp/two-layer-net-test-private/root.sock")
+# segment and Unix socket, and a world-writable socket, that no child may reach. Named by this
+# process, so that two suites on one machine never take each other's down.
+HOST_SHM_KEY = 0x7E57_0000 + os.getpid() % 0x10000
+HOST_SOCKETS = (f"/tmp/two-layer-net-test-{os.getpid()}-open.sock",
+                f"/tmp/two-layer-net-test-{os.getpid()}-private/root.sock")
 
 
 @contextlib.contextmanager
