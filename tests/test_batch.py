@@ -250,20 +250,29 @@ def test_notebook_status_and_time_reach_grades_csv_and_the_summary(tmp_path, cap
     assert "1 notebook timed out: hangs" in printed and "notebooks: 2 executed" in printed
 
 
-def test_a_canvas_download_gives_canvas_import_rows_that_keep_namesakes_and_lateness(tmp_path):
+def test_a_canvas_download_gives_canvas_import_rows_that_keep_namesakes_and_lateness(tmp_path,
+                                                                                     capsys):
     """Two students named John Smith, one late, as Canvas's bulk download names their files
-    (unreadable zips, so no sandbox is needed): Canvas's own ids keep them apart."""
+    (unreadable zips, so no sandbox is needed): Canvas's own ids keep them apart, in canvas_id
+    (a Canvas user id is not a student id: sid stays empty), and neither ungradable row reaches
+    canvas.csv, whose 0 would replace the grade the student has in Canvas."""
     folder = tmp_path / "canvas"
     folder.mkdir()
     (folder / "smithjohn_123456_7890123_submission.zip").write_bytes(b"PK\x03\x04 not a zip")
     (folder / "smithjohn_LATE_456789_9123456_submission.zip").write_bytes(b"PK\x03\x04 broken")
     out = tmp_path / "out"
-    assert grade.main([str(folder), "--out", str(out), "--format", "canvas"]) == 1
+    assert grade.main([str(folder), "--out", str(out), "--format", "canvas",
+                       "--format", "gradescope"]) == 1
     rows = rows_of(out)
-    assert {n: (r["sid"], r["late"]) for n, r in rows.items()} == {
-        "smithjohn": ("123456", "no"), "smithjohn-2": ("456789", "yes")}
+    assert {n: (r["canvas_id"], r.get("sid"), r["late"]) for n, r in rows.items()} == {
+        "smithjohn": ("123456", None, "no"), "smithjohn-2": ("456789", None, "yes")}
     with open(out / "canvas.csv") as f:
         lines = list(csv.reader(f))
     assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Two-layer net"]
     assert lines[1][0] == "Points Possible" and lines[1][5] == "100"
-    assert sorted(line[1] for line in lines[2:]) == ["123456", "456789"]
+    assert lines[2:] == []  # left out: an absent row changes nothing in Canvas's import
+    with open(out / "gradescope.csv") as f:
+        assert len(list(csv.reader(f))) == 1
+    printed = capsys.readouterr().out
+    assert ("left out of canvas.csv and gradescope.csv: smithjohn, smithjohn-2 (could not be "
+            "graded: a person must look)") in printed
