@@ -473,11 +473,11 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
     subs = exports.collect(paths, exports=export_paths, single=single)
     with outdir.locked(out_dir), _sigterm_as_interrupt() as terminated:
         outdir.check_sources(out_dir, paths, {sub.name for sub in subs}, add=add)
+        if add:
+            _refuse_canvas_copies(out_dir, subs)
         lms.remember(out_dir, formats, canvas_assignment)
         policy, said = lms.resolve_policy(out_dir, policy)
         notes = [said] if said else []
-        if add:
-            notes += _canvas_copies(out_dir, subs)
         results, todo = {}, []
         for sub in subs:
             cached = None if force else cache.cached_result(
@@ -513,31 +513,30 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
     return rows
 
 
-def _canvas_copies(out_dir, subs):
-    """Warnings for --add SUBs that are one file of a Canvas download whose student already has
-    a row in out_dir (matched by the Canvas user id in the file's name): the file became a
-    second row, without the Canvas id, beside the student's own."""
+def _refuse_canvas_copies(out_dir, subs):
+    """UsageError for an --add SUB that is one file of a Canvas download whose student already
+    has a row in out_dir (matched by the Canvas user id in the file's name). Graded alone it
+    would become a second row named after the file, without the Canvas id, beside the
+    student's own: never what regrading one student means (docs/instructors.md says how)."""
     earlier = outdir.earlier_results(out_dir, exclude={sub.name for sub in subs})
     by_canvas_id = {}
     for name, result in earlier.items():
         canvas_id = ((result.extra_data or {}).get("identity") or {}).get("canvas_id")
         if canvas_id:
             by_canvas_id[str(canvas_id)] = name
-    lines = []
     for sub in subs:
         match = (exports.CANVAS_UPLOAD.fullmatch(os.path.basename(sub.source or ""))
                  or exports.CANVAS_UPLOAD.fullmatch(sub.name))
         if sub.identity.get("canvas_id") or not match or match["user"] not in by_canvas_id:
             continue
-        row = by_canvas_id[match["user"]]
-        lines.append(f"warning: '{gradebook.terminal_text(sub.name)}' is a file of a Canvas "
-                     f"download: Canvas user {match['user']}, whose row is "
-                     f"'{gradebook.terminal_text(row)}'. It was graded as a second row, without "
-                     "the Canvas id (canvas.csv cannot match it). To regrade that student, put "
-                     "the file in the download folder and rerun the same command (docs/"
-                     "instructors.md); then remove the folder "
-                     f"'{gradebook.terminal_text(sub.name)}' from {out_dir} and rerun")
-    return lines
+        row = gradebook.terminal_text(by_canvas_id[match["user"]])
+        raise submission.UsageError(
+            f"'{gradebook.terminal_text(os.path.basename(sub.source or sub.name))}' is a file of "
+            f"the Canvas download graded into {out_dir}: Canvas user {match['user']}, row "
+            f"'{row}'. Graded alone with --add it would be a second row, without the Canvas id "
+            "that canvas.csv needs. To regrade that student, put the file in the download folder "
+            "as Canvas named it (remove the one it replaces) and rerun the command that graded "
+            "the download; results still up to date are reused (--force regrades them all)")
 
 
 class _Terminated:

@@ -155,9 +155,12 @@ class LatePolicy:
         for key, option in names.items():
             if mine[key] != theirs[key]:
                 if key == "extensions":
-                    said.append(f"{option}: {len(theirs[key])} students -> {len(mine[key])}"
-                                + (" (different due times)" if len(mine[key]) == len(theirs[key])
-                                   else ""))
+                    def count(n):
+                        return f"{n} student{'' if n == 1 else 's'}"
+                    said.append(f"{option}: {count(len(theirs[key]))} -> "
+                                f"{count(len(mine[key]))}"
+                                + (" (other students or due times)"
+                                   if len(mine[key]) == len(theirs[key]) else ""))
                 else:
                     said.append(f"{option}: {_shown(theirs[key])}"
                                 f" -> {_shown(mine[key])}")
@@ -450,7 +453,8 @@ def needs_a_person(table):
         return []
     count = len({row["name"] for row in table
                  if any(not f.startswith(NOT_GRADED) for f in row["_flags"])})
-    lines = [f"{count} row{'s' if count > 1 else ''} need a person (grades.csv's flags say why):"]
+    lines = [f"{count} row{'s need' if count > 1 else ' needs'} a person (grades.csv's flags say "
+             "why):"]
     lines += [f"  {why}: {', '.join(names)}" for why, names in found.items()]
     return lines
 
