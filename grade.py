@@ -131,8 +131,9 @@ def grade_parser():
     parser.add_argument("--late-cap", type=float, metavar="PERCENT",
                         help="the most percent a late penalty takes (default: 100)")
     parser.add_argument("--extensions", metavar="CSV",
-                        help="per-student due times: a CSV with columns student (sid, email or "
-                             "name) and due (a time) or days (added to --due)")
+                        help="per-student due times: a CSV with columns student (sid, email, "
+                             "name, Canvas user id or row name) and due (a time) or days (added "
+                             "to --due); a student who matches no row is a warning")
     parser.add_argument("--visibility", choices=VISIBILITIES,
                         help="the visibility of every test in results.json (Gradescope's)")
     parser.add_argument("--cluster", metavar="ADDRESS",

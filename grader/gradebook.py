@@ -8,7 +8,8 @@ turns it into a penalty in its own column, never folded silently into the tests'
 
 Formats (`--format`), each written beside grades.csv, with the identifiers its import matches on:
 
-- `plain` (grades.csv): name, student, email, sid, canvas_id, one column a test, total,
+- `plain` (grades.csv): name, student, email, sid (the school's student id; never a Canvas user
+  id, which goes in canvas_id), canvas_id, one column a test, total,
   max_points, late columns, final (total - late_penalty, when a penalty applies), percent,
   notebook, notebook_seconds, flags.
 - `canvas` (canvas.csv): Canvas's gradebook import: `Student`, `ID` (the Canvas user id, the
@@ -22,7 +23,9 @@ Formats (`--format`), each written beside grades.csv, with the identifiers its i
   `Lateness (H:M:S)`.
 
 canvas.csv and gradescope.csv are made from grades.csv's text (`canvas`, `gradescope`), after
-the TA's merged written scores are in it, so they carry the same total, late penalty and final.
+the TA's merged written scores are in it, so they carry the same total, late penalty and final. A row
+that could not be graded is left out of both (`left_out`): its 0 would replace the student's
+grade, while Canvas's import changes nothing for a student without a row.
 """
 import csv
 import dataclasses

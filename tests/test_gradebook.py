@@ -268,8 +268,9 @@ def test_canvas_csv_holds_the_merged_total_and_a_rerun_keeps_it(tmp_path, capsys
             ("123456", "114.5"), ("234567", "115"), ("456789", "100")]
 
     check(csv_lines(out / "canvas.csv"))
-    assert sorted((r[1], r[3]) for r in csv_lines(out / "gradescope.csv")[1:]) == [
-        ("123456", "114.5"), ("234567", "115"), ("456789", "100")]
+    # A Canvas user id is not a student id: gradescope.csv's SID stays empty.
+    assert sorted((r[0], r[1], r[3]) for r in csv_lines(out / "gradescope.csv")[1:]) == [
+        ("doejane", "", "115"), ("smithjohn", "", "100"), ("smithjohn", "", "114.5")]
     before = {f: (out / f).read_bytes() for f in ("canvas.csv", "gradescope.csv")}
 
     assert grade.main([str(folder), "--out", str(out)]) == 0  # a rerun, no options repeated
