@@ -92,8 +92,8 @@ class WorkerLost(RuntimeError):
 class Gradebook(dict):
     """{name: SubmissionResult} for every row of grades.csv; `batch_size` of them came from this
     batch's command line, the rest from earlier runs into the same folder. `policy`: the late
-    policy grades.csv was written with; `notes`: lines for the summary (the policy kept or
-    changed, an --add row that is a file of a Canvas download already graded)."""
+    policy grades.csv was written with; `notes`: lines for the summary (the late policy reused
+    from out_dir, or what changed in it)."""
 
     def __init__(self, rows, batch_size, policy=None, notes=()):
         super().__init__(rows)
