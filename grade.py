@@ -123,14 +123,17 @@ def grade_parser():
     parser.add_argument("--due", metavar="TIME",
                         help="the due time (ISO 8601, e.g. 2024-02-10T23:59-08:00; UTC without "
                              "a zone): rows submitted later are marked late")
-    parser.add_argument("--late-penalty", type=float, default=0.0, metavar="PERCENT",
+    parser.add_argument("--late-penalty", type=float, metavar="PERCENT",
                         help="with --due: percent of the points taken per day (or part of one) "
-                             "late, in its own column (default: 0)")
-    parser.add_argument("--late-cap", type=float, default=100.0, metavar="PERCENT",
+                             "late, in its own column (default: 0). The late options are kept "
+                             "in DIR: a rerun without any reuses them; --late-penalty 0 drops "
+                             "a kept penalty")
+    parser.add_argument("--late-cap", type=float, metavar="PERCENT",
                         help="the most percent a late penalty takes (default: 100)")
     parser.add_argument("--extensions", metavar="CSV",
-                        help="per-student due times: a CSV with columns student (sid, email or "
-                             "name) and due (a time) or days (added to --due)")
+                        help="per-student due times: a CSV with columns student (sid, email, "
+                             "name, Canvas user id or row name) and due (a time) or days (added "
+                             "to --due); a student who matches no row is a warning")
     parser.add_argument("--visibility", choices=VISIBILITIES,
                         help="the visibility of every test in results.json (Gradescope's)")
     parser.add_argument("--cluster", metavar="ADDRESS",
@@ -228,8 +231,12 @@ def cmd_grade(args):
     except submission.UsageError as e:
         return usage_error(str(e))
     except batch.Interrupted as e:
+        uploads = " and ".join(os.path.basename(p) for p in e.uploads)
         what = (f"{e.finished} of {e.total} submissions finished and written to {args.out} "
-                "(grades.csv holds them); run the same command again to grade the rest")
+                "(grades.csv holds them"
+                + (f"; {uploads} hold only the finished rows: upload them after the rerun"
+                   if uploads else "")
+                + "); run the same command again to grade the rest")
         if e.signal:
             print(f"\ngrade.py: terminated (SIGTERM): {what}", file=sys.stderr)
             return 143
@@ -240,7 +247,8 @@ def cmd_grade(args):
         if cluster is not None:
             cluster.close()
     print(report.summary(rows))
-    for line in notes:
+    for line in [*notes, *rows.notes, *gradebook.needs_a_person(gradebook.rows(rows, rows.policy)),
+                 *gradebook.unmatched_extensions(rows, rows.policy)]:
         print(line)
     if public:
         print("note: graded with the public self-check inputs; set $GRADER_SECRET_SEED or "
@@ -248,30 +256,37 @@ def cmd_grade(args):
     print(f"{rows.batch_size} submissions in, {rows.batch_size} rows out"
           + (f" (grades.csv also keeps {len(rows) - rows.batch_size} rows of earlier runs "
              "in this folder)" if len(rows) > rows.batch_size else ""))
-    if len(args.subs) != rows.batch_size:
-        print(f"({len(args.subs)} SUB{'s' if len(args.subs) > 1 else ''} on the command line: "
-              "each export was read as one submission a student)")
+    if 1 < len(args.subs) < rows.batch_size:  # several SUBs, some of them a class's download
+        print(f"({len(args.subs)} SUBs on the command line gave {rows.batch_size} rows: an "
+              "export or a folder of student folders gives one row a student)")
     written = [os.path.join(args.out, gradebook.FORMAT_FILES[f])
                for f in ("plain", *lms.settings(args.out)["formats"])]
     print(f"wrote {', '.join(dict.fromkeys(written))}, {os.path.join(args.out, 'scores.png')} and "
           "a feedback.html for each submission")
-    note = lms.canvas_note(args.out)
-    if note:
-        print(note)
+    for line in [lms.canvas_note(args.out), *lms.left_out(args.out)]:
+        if line:
+            print(line)
     return 1 if gradebook.not_graded(rows) else 0
 
 
 def late_policy(args):
     """The gradebook.LatePolicy of the command line's --due, --late-penalty, --late-cap and
-    --extensions."""
+    --extensions; None when none of them is given (the batch then reuses the policy kept in
+    DIR, grader.lms.resolve_policy)."""
+    if args.due is None and args.late_penalty is None and args.late_cap is None \
+            and args.extensions is None:
+        return None
+    penalty = 0.0 if args.late_penalty is None else args.late_penalty
+    cap = 100.0 if args.late_cap is None else args.late_cap
     due = gradebook.parse_time(args.due, "--due") if args.due else None
-    if (args.late_penalty or args.extensions) and due is None and not args.extensions:
+    if penalty and due is None and not args.extensions:
         raise gradebook.PolicyError("--late-penalty needs --due (the time it counts from)")
-    if not (0 <= args.late_penalty <= 100 and 0 <= args.late_cap <= 100):
+    if not (0 <= penalty <= 100 and 0 <= cap <= 100):
         raise gradebook.PolicyError("--late-penalty and --late-cap are percents from 0 to 100")
-    extensions = gradebook.read_extensions(args.extensions, due) if args.extensions else {}
-    return gradebook.LatePolicy(due=due, per_day=args.late_penalty, cap=args.late_cap,
-                                extensions=extensions)
+    lines = {}
+    extensions = gradebook.read_extensions(args.extensions, due, lines) if args.extensions else {}
+    return gradebook.LatePolicy(due=due, per_day=penalty, cap=cap, extensions=extensions,
+                                extensions_file=args.extensions or "", extension_lines=lines)
 
 
 def self_check():

@@ -93,19 +93,25 @@ class WorkerLost(RuntimeError):
 
 class Gradebook(dict):
     """{name: SubmissionResult} for every row of grades.csv; `batch_size` of them came from this
-    batch's command line, the rest from earlier runs into the same folder."""
+    batch's command line, the rest from earlier runs into the same folder. `policy`: the late
+    policy grades.csv was written with; `notes`: lines for the summary (the late policy reused
+    from out_dir, or what changed in it)."""
 
-    def __init__(self, rows, batch_size):
+    def __init__(self, rows, batch_size, policy=None, notes=()):
         super().__init__(rows)
         self.batch_size = batch_size
+        self.policy = policy
+        self.notes = list(notes)
 
 
 class Interrupted(Exception):
-    """The batch stopped on Ctrl-C (or SIGTERM: `signal`); every finished result was written."""
+    """The batch stopped on Ctrl-C (or SIGTERM: `signal`); every finished result was written,
+    and the LMS files (`uploads`, paths) hold only the finished rows (and earlier runs')."""
 
-    def __init__(self, finished, total, signal=None):
+    def __init__(self, finished, total, signal=None, uploads=()):
         super().__init__(f"{finished} of {total} submissions finished")
         self.finished, self.total, self.signal = finished, total, signal
+        self.uploads = list(uploads)
 
 
 class WorkerProcess:
@@ -475,7 +481,11 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
     subs = exports.collect(paths, exports=export_paths, single=single)
     with outdir.locked(out_dir), _sigterm_as_interrupt() as terminated:
         outdir.check_sources(out_dir, paths, {sub.name for sub in subs}, add=add)
+        if add:
+            _refuse_canvas_copies(out_dir, subs)
         lms.remember(out_dir, formats, canvas_assignment)
+        policy, said = lms.resolve_policy(out_dir, policy)
+        notes = [said] if said else []
         results, todo = {}, []
         for sub in subs:
             cached = None if force else cache.cached_result(
@@ -492,20 +502,49 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
         except KeyboardInterrupt:  # before the slots started (the rubric being built): as later
             pass
         finally:  # after Ctrl-C too: the gradebook of everything finished
-            rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs))
+            rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs), policy,
+                             notes)
             rows.update(results)
             report.write_atomically(os.path.join(out_dir, gradebook.FORMAT_FILES["plain"]),
                                     gradebook.plain(rows, policy))
             answers.reapply_merge(out_dir)  # merged written scores are data: they stay
-            lms.write(out_dir)  # from grades.csv as merged: the same total, penalty and final
+            # from grades.csv as merged: the same total, penalty and final; the summary says
+            # which rows they leave out
+            uploads = lms.write(out_dir, say=False)
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
             answers.write_feedback(out_dir, results)
             if execute:
                 answers.write_reports(out_dir, list(rows))
             answers.write_index(out_dir, rows)  # last: it links the files written above
         if len(results) != len(subs):
-            raise Interrupted(len(results), len(subs), terminated.signal)
+            raise Interrupted(len(results), len(subs), terminated.signal, uploads)
     return rows
+
+
+def _refuse_canvas_copies(out_dir, subs):
+    """UsageError for an --add SUB that is one file of a Canvas download whose student already
+    has a row in out_dir (matched by the Canvas user id in the file's name). Graded alone it
+    would become a second row named after the file, without the Canvas id, beside the
+    student's own: never what regrading one student means (docs/instructors.md says how)."""
+    earlier = outdir.earlier_results(out_dir, exclude={sub.name for sub in subs})
+    by_canvas_id = {}
+    for name, result in earlier.items():
+        canvas_id = ((result.extra_data or {}).get("identity") or {}).get("canvas_id")
+        if canvas_id:
+            by_canvas_id[str(canvas_id)] = name
+    for sub in subs:
+        match = (exports.CANVAS_UPLOAD.fullmatch(os.path.basename(sub.source or ""))
+                 or exports.CANVAS_UPLOAD.fullmatch(sub.name))
+        if sub.identity.get("canvas_id") or not match or match["user"] not in by_canvas_id:
+            continue
+        row = gradebook.terminal_text(by_canvas_id[match["user"]])
+        raise submission.UsageError(
+            f"'{gradebook.terminal_text(os.path.basename(sub.source or sub.name))}' is a file of "
+            f"the Canvas download graded into {out_dir}: Canvas user {match['user']}, row "
+            f"'{row}'. Graded alone with --add it would be a second row, without the Canvas id "
+            "that canvas.csv needs. To regrade that student, put the file in the download folder "
+            "as Canvas named it (remove the one it replaces) and rerun the command that graded "
+            "the download; results still up to date are reused (--force regrades them all)")
 
 
 class _Terminated:

@@ -29,7 +29,8 @@ across re-exports and name changes, and what gradebooks join on), else their nam
 email's user part; Canvas's <name>, else the user id. Who it is goes in `identity`, for the
 gradebook: `student`, `email`, `sid` (all submitters of a group, joined with "; "), `members`
 (one {student, email, sid} a submitter, so that each gets their own gradebook row),
-`submitted_at` (ISO 8601) and `late` where the export says.
+`submitted_at` (ISO 8601) and `late` where the export says; a Canvas row's user id goes in
+`canvas_id` (never in `sid`: it is not the school's student id).
 """
 import os
 import re
@@ -410,7 +411,8 @@ def _canvas_student(folder, user, items):
     items = sorted(items, key=lambda item: (item[1].re is CANVAS_ENTRY, item[0]))
     student = next((match["student"] for _, match in items if match["student"]), "")
     identity = {"student": student} if student else {}
-    identity.update(sid=user, canvas_id=user, late=any(match["late"] for _, match in items))
+    # A Canvas user id is not the school's student id: it goes in canvas_id only (issue 17).
+    identity.update(canvas_id=user, late=any(match["late"] for _, match in items))
     who = f"'{student or user}'"
     sub = Submission(student or user, os.path.abspath(os.path.join(folder, items[0][0])),
                      identity=identity)

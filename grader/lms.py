@@ -4,7 +4,11 @@ The instructor asks for them once (`--format canvas|gradescope`, `--canvas-assig
 request is kept in DIR/.gradebook.json, so `grade.py merge DIR` and every later run into DIR
 write the same files without the options repeated. Each is made from DIR/grades.csv after the
 merged written scores are back in it (grader.answers.reapply_merge), and written atomically: an
-uploaded file never holds a total that grades.csv has since replaced.
+uploaded file never holds a total that grades.csv has since replaced. A row that could not be
+graded is left out of both (its 0 would replace the student's grade) and each write says so.
+
+The late policy (--due, --late-penalty, --late-cap, --extensions) is kept beside them: a rerun
+that gives none reuses it, and one that gives another says what changed (resolve_policy).
 """
 import csv
 import json
@@ -17,10 +21,8 @@ SETTINGS_FILE = ".gradebook.json"  # in DIR: the formats asked for and the Canva
 _warned = set()  # each warning once a process: settings() is read several times a run
 
 
-def settings(out_dir):
-    """{"formats": [...], "canvas_assignment": header or None} kept for out_dir. A format whose
-    file is in out_dir counts as asked for even when nothing was kept (a folder graded before
-    the settings were kept), so a file an instructor may upload is never left stale."""
+def _kept(out_dir):
+    """DIR/.gradebook.json as read ({} when absent or unreadable, said once)."""
     kept, path = {}, os.path.join(out_dir, SETTINGS_FILE)
     try:
         with open(path) as f:
@@ -33,6 +35,14 @@ def settings(out_dir):
         _warn(f"{path} is unreadable ({e}); the LMS files already in {out_dir} are still "
               "rewritten; pass --format (and --canvas-assignment) again to keep them anew")
         kept = {}
+    return kept
+
+
+def settings(out_dir):
+    """{"formats": [...], "canvas_assignment": header or None} kept for out_dir. A format whose
+    file is in out_dir counts as asked for even when nothing was kept (a folder graded before
+    the settings were kept), so a file an instructor may upload is never left stale."""
+    kept, path = _kept(out_dir), os.path.join(out_dir, SETTINGS_FILE)
     formats = [f for f in kept.get("formats") or [] if f in gradebook.FROM_GRADES]
     formats += [f for f in gradebook.FROM_GRADES if f not in formats
                 and os.path.isfile(os.path.join(out_dir, gradebook.FORMAT_FILES[f]))]
@@ -55,12 +65,46 @@ def remember(out_dir, formats=(), canvas_assignment=None):
     new = {"formats": list(dict.fromkeys([*kept["formats"], *asked])),
            "canvas_assignment": canvas_assignment or kept["canvas_assignment"]}
     if asked:
-        report.write_atomically(os.path.join(out_dir, SETTINGS_FILE), json.dumps(new, indent=1))
+        _keep(out_dir, new)
     return new
 
 
-def write(out_dir):
-    """Write every kept format from DIR/grades.csv; returns the paths written."""
+def _keep(out_dir, values):
+    """Write `values` over their keys in DIR/.gradebook.json, keeping the other keys."""
+    kept = _kept(out_dir)
+    kept.update(values)
+    report.write_atomically(os.path.join(out_dir, SETTINGS_FILE), json.dumps(kept, indent=1))
+
+
+def resolve_policy(out_dir, policy):
+    """(the late policy to grade with, a line to say or ''). `policy` None (the command line gave
+    no late option): the one kept in out_dir, said in one line. A given policy is kept; when it
+    differs from the kept one the line says what changed. Call it under out_dir's lock."""
+    data = _kept(out_dir).get("late_policy")
+    before = None
+    if data is not None:
+        try:
+            before = gradebook.LatePolicy.from_kept(data)
+        except gradebook.PolicyError as e:
+            _warn(f"{os.path.join(out_dir, SETTINGS_FILE)}: {e}; give the late options again")
+    if policy is None:
+        if before is None or before.describe() == "none":
+            return before or gradebook.LatePolicy(), ""
+        return before, (f"late policy: {before.describe()}, as kept in "
+                        f"{os.path.join(out_dir, SETTINGS_FILE)} by the run before (no late "
+                        "option given; pass --late-penalty 0 to drop it)")
+    if before is not None and before.kept() == policy.kept():
+        return policy, ""
+    _keep(out_dir, {"late_policy": policy.kept()})
+    if before is None:
+        return policy, ""
+    return policy, (f"late policy changed from the run before ({policy.changes(before)}): "
+                    f"every row's penalty follows the new one: {policy.describe()}")
+
+
+def write(out_dir, say=True):
+    """Write every kept format from DIR/grades.csv; returns the paths written. With `say`, print
+    left_out()'s line (the batch prints it in its summary instead)."""
     kept = settings(out_dir)
     grades_path = os.path.join(out_dir, gradebook.FORMAT_FILES["plain"])
     if not kept["formats"] or not os.path.isfile(grades_path):
@@ -75,7 +119,25 @@ def write(out_dir):
                 if kind == "canvas" else gradebook.FROM_GRADES[kind](text))
         report.write_atomically(path, made)
         written.append(path)
+    for line in left_out(out_dir) if say else ():
+        print(line)
     return written
+
+
+def left_out(out_dir):
+    """One line naming the rows the LMS files leave out (could not be graded), else []."""
+    kept = settings(out_dir)
+    try:
+        with open(os.path.join(out_dir, gradebook.FORMAT_FILES["plain"]), newline="",
+                  encoding="utf-8-sig") as f:
+            names = gradebook.left_out(f.read())
+    except OSError:
+        return []
+    files = [gradebook.FORMAT_FILES[k] for k in kept["formats"]]
+    if not names or not files:
+        return []
+    return [f"left out of {' and '.join(files)}: {', '.join(map(gradebook.terminal_text, names))} "
+            "(could not be graded: a person must look)"]
 
 
 def canvas_note(out_dir):

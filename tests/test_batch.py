@@ -250,20 +250,149 @@ def test_notebook_status_and_time_reach_grades_csv_and_the_summary(tmp_path, cap
     assert "1 notebook timed out: hangs" in printed and "notebooks: 2 executed" in printed
 
 
-def test_a_canvas_download_gives_canvas_import_rows_that_keep_namesakes_and_lateness(tmp_path):
+def test_a_canvas_download_gives_canvas_import_rows_that_keep_namesakes_and_lateness(tmp_path,
+                                                                                     capsys):
     """Two students named John Smith, one late, as Canvas's bulk download names their files
-    (unreadable zips, so no sandbox is needed): Canvas's own ids keep them apart."""
+    (unreadable zips, so no sandbox is needed): Canvas's own ids keep them apart, in canvas_id
+    (a Canvas user id is not a student id: sid stays empty), and neither ungradable row reaches
+    canvas.csv, whose 0 would replace the grade the student has in Canvas."""
     folder = tmp_path / "canvas"
     folder.mkdir()
     (folder / "smithjohn_123456_7890123_submission.zip").write_bytes(b"PK\x03\x04 not a zip")
     (folder / "smithjohn_LATE_456789_9123456_submission.zip").write_bytes(b"PK\x03\x04 broken")
     out = tmp_path / "out"
-    assert grade.main([str(folder), "--out", str(out), "--format", "canvas"]) == 1
+    assert grade.main([str(folder), "--out", str(out), "--format", "canvas",
+                       "--format", "gradescope"]) == 1
     rows = rows_of(out)
-    assert {n: (r["sid"], r["late"]) for n, r in rows.items()} == {
-        "smithjohn": ("123456", "no"), "smithjohn-2": ("456789", "yes")}
+    assert {n: (r["canvas_id"], r.get("sid"), r["late"]) for n, r in rows.items()} == {
+        "smithjohn": ("123456", None, "no"), "smithjohn-2": ("456789", None, "yes")}
     with open(out / "canvas.csv") as f:
         lines = list(csv.reader(f))
     assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Two-layer net"]
     assert lines[1][0] == "Points Possible" and lines[1][5] == "100"
-    assert sorted(line[1] for line in lines[2:]) == ["123456", "456789"]
+    assert lines[2:] == []  # left out: an absent row changes nothing in Canvas's import
+    with open(out / "gradescope.csv") as f:
+        assert len(list(csv.reader(f))) == 1
+    printed = capsys.readouterr().out
+    assert ("left out of canvas.csv and gradescope.csv: smithjohn, smithjohn-2 (could not be "
+            "graded: a person must look)") in printed
+
+
+def unreadable_canvas_download(folder, names):
+    """A Canvas "Download Submissions" folder (`<name>_[LATE_]<user id>_<file id>_<file>`) of
+    zips that are not zips: every row is flagged could-not-be-graded without a sandbox, while
+    the download's identity (Canvas id, LATE marker, namesakes) is read as from real files."""
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes(b"PK\x03\x04 not a zip")
+    return folder
+
+
+def test_the_summary_names_every_row_that_needs_a_person_by_reason(tmp_path, capsys):
+    """Two namesakes (one renamed) and a Canvas LATE marker under a penalty: the summary names
+    the renamed row and the late row whose penalty must be set by hand, not only the rows that
+    could not be graded; one download on the command line gives no 'SUB' line."""
+    folder = unreadable_canvas_download(tmp_path / "canvas", [
+        "smithjohn_123456_7890123_submission.zip",
+        "smithjohn_LATE_456789_9123456_submission.zip"])
+    out = tmp_path / "out"
+    assert grade.main([str(folder), "--out", str(out), "--due", "2024-02-09T23:59-08:00",
+                       "--late-penalty", "10"]) == 1
+    printed = capsys.readouterr().out
+    assert "1 row needs a person (grades.csv's flags say why):" in printed
+    assert "\n  renamed (another row would have had the same name" in printed
+    assert "before you upload): smithjohn-2\n" in printed
+    assert ("\n  late by Canvas's marker, by how much is unknown (no penalty applied: set it by "
+            "hand in your gradebook): smithjohn-2\n") in printed
+    assert "on the command line" not in printed  # 1 SUB, 2 rows: nothing to explain
+
+
+def test_an_extensions_row_that_matches_nobody_is_a_warning_naming_file_line_and_value(
+        tmp_path, capsys):
+    folder = unreadable_canvas_download(tmp_path / "canvas", [
+        "smithjohn_123456_7890123_submission.zip", "doejane_234567_8901234_submission.zip"])
+    extensions = tmp_path / "extensions.csv"
+    # Excel's "CSV UTF-8"; a Canvas id, a typo of the other one, and a name that matches
+    extensions.write_bytes(b"\xef\xbb\xbfstudent,days\r\n123456,2\r\n23456,1\r\ndoejane,1\r\n")
+    out = tmp_path / "out"
+    assert grade.main([str(folder), "--out", str(out), "--due", "2024-02-09T23:59-08:00",
+                       "--extensions", str(extensions)]) == 1, "a warning, not an error"
+    printed = capsys.readouterr().out
+    assert (f"warning: --extensions '{extensions}' line 3: student '23456' matches no row"
+            in printed)
+    assert printed.count("warning: --extensions") == 1
+
+
+def gradescope_export(folder, submitted):
+    """A Gradescope "Export Submissions" folder, one submission a {sid: submitted_at} entry;
+    each holds only a PDF, so each is flagged could-not-be-graded without a sandbox."""
+    folder.mkdir()
+    metadata = ""
+    for i, (sid, when) in enumerate(submitted.items()):
+        key = f"submission_{9000 + i}"
+        (folder / key).mkdir()
+        (folder / key / "writeup.pdf").write_bytes(b"%PDF-1.4")
+        metadata += (f"{key}:\n  :submitters:\n  - :name: Student {sid}\n    :sid: '{sid}'\n"
+                     f"    :email: s{sid}@school.edu\n  :created_at: {when}\n  :score: 0.0\n")
+    (folder / "submission_metadata.yml").write_text(metadata)
+    return folder
+
+
+def test_a_rerun_keeps_the_late_policy_and_a_changed_one_says_what_changed(tmp_path, capsys):
+    folder = gradescope_export(tmp_path / "export", {
+        "3032001": "2024-02-10 07:59:00.000000000 Z",  # 8 hours late: one day started
+        "3032002": "2024-02-09 20:00:00.000000000 Z"})  # on time
+    out = tmp_path / "out"
+    command = [str(folder), "--out", str(out)]
+    assert grade.main([*command, "--due", "2024-02-09T23:59Z", "--late-penalty", "10"]) == 1
+    capsys.readouterr()
+    penalties = {n: r["late_penalty"] for n, r in rows_of(out).items()}
+    assert penalties == {"3032001": "10", "3032002": "0"}
+
+    assert grade.main(command) == 1  # a rerun with no late option
+    printed = capsys.readouterr().out
+    assert {n: r["late_penalty"] for n, r in rows_of(out).items()} == penalties
+    assert (f"late policy: --due 2024-02-09T23:59:00+00:00 --late-penalty 10, as kept in "
+            f"{out / '.gradebook.json'} by the run before") in printed
+
+    assert grade.main([*command, "--due", "2024-02-09T23:59Z", "--late-penalty", "5"]) == 1
+    printed = capsys.readouterr().out
+    assert "late policy changed from the run before (--late-penalty: 10 -> 5)" in printed
+    assert rows_of(out)["3032001"]["late_penalty"] == "5"
+
+
+def test_regrading_one_canvas_file_with_add_is_refused_before_grading(tmp_path, capsys):
+    """A TA passed one file of the Canvas download with --add to regrade its student: it would
+    become a second row without the Canvas id. Refused, saying how to regrade one student."""
+    folder = unreadable_canvas_download(tmp_path / "canvas", [
+        "smithjohn_123456_7890123_submission.zip", "doejane_234567_8901234_submission.zip"])
+    out = tmp_path / "out"
+    assert grade.main([str(folder), "--out", str(out), "--format", "canvas"]) == 1
+    before = (out / "canvas.csv").read_bytes()
+    capsys.readouterr()
+    lone = folder / "doejane_234567_8901234_submission.zip"
+    assert grade.main([str(lone), "--out", str(out), "--add", "--format", "canvas"]) == 2
+    err = capsys.readouterr().err
+    assert ("'doejane_234567_8901234_submission.zip' is a file of the Canvas download graded "
+            f"into {out}: Canvas user 234567, row 'doejane'") in err
+    assert "put the file in the download folder" in err and "rerun the command" in err
+    assert sorted(rows_of(out)) == ["doejane", "smithjohn"]
+    assert (out / "canvas.csv").read_bytes() == before
+
+
+def test_ctrl_c_says_the_lms_files_hold_only_the_finished_rows(tmp_path, capsys, monkeypatch):
+    from grader import batch
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "_grade_all", stopped)
+    folder = unreadable_canvas_download(tmp_path / "canvas", [
+        "smithjohn_123456_7890123_submission.zip"])
+    out = tmp_path / "out"
+    assert grade.main([str(folder), "--out", str(out), "--format", "canvas",
+                       "--format", "gradescope"]) == 130
+    err = capsys.readouterr().err
+    assert ("0 of 1 submissions finished and written to " f"{out} (grades.csv holds them; "
+            "canvas.csv and gradescope.csv hold only the finished rows: upload them after the "
+            "rerun)") in err

@@ -3,6 +3,7 @@ spreadsheet and a terminal, lateness kept and priced in its own column, feedback
 import csv
 import datetime
 import io
+import json
 import os
 import re
 
@@ -267,8 +268,9 @@ def test_canvas_csv_holds_the_merged_total_and_a_rerun_keeps_it(tmp_path, capsys
             ("123456", "114.5"), ("234567", "115"), ("456789", "100")]
 
     check(csv_lines(out / "canvas.csv"))
-    assert sorted((r[1], r[3]) for r in csv_lines(out / "gradescope.csv")[1:]) == [
-        ("123456", "114.5"), ("234567", "115"), ("456789", "100")]
+    # A Canvas user id is not a student id: gradescope.csv's SID stays empty.
+    assert sorted((r[0], r[1], r[3]) for r in csv_lines(out / "gradescope.csv")[1:]) == [
+        ("doejane", "", "115"), ("smithjohn", "", "100"), ("smithjohn", "", "114.5")]
     before = {f: (out / f).read_bytes() for f in ("canvas.csv", "gradescope.csv")}
 
     assert grade.main([str(folder), "--out", str(out)]) == 0  # a rerun, no options repeated
@@ -373,3 +375,82 @@ def test_unreadable_kept_settings_are_said_once_and_the_files_already_there_stil
     err = capsys.readouterr().err
     assert err.count("is unreadable") == 1, err
     assert [r[3] for r in csv_lines(out / "gradescope.csv")[1:]] == ["115"]
+
+
+def test_rows_that_could_not_be_graded_are_left_out_of_the_lms_files_and_a_merge_says_so(
+        tmp_path, capsys):
+    """A 0 for a submission the grader could not read would replace the grade the student has
+    in the LMS; such a row is left out (Canvas's import changes nothing for a student without a
+    row), and the merge that rewrites the files names it."""
+    results = {"ann": result(identity={"student": "Ann Lee", "sid": "3032001"}),
+               "bo": result(identity={"student": "Bo Chen", "sid": "3032002"}, graded=False,
+                            flags=["could not be graded: archive 'bo.zip' holds two modules"])}
+    results["bo"].score = 0.0
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "grades.csv").write_text(gradebook.plain(results))
+    lms.remember(str(out), ["canvas", "gradescope"])
+    excel_manual(out, [("ann", 5, 5, 5), ("bo", "", "", "")])
+    assert grade.main(["merge", str(out)]) == 0, capsys.readouterr().err
+    assert ("left out of canvas.csv and gradescope.csv: bo (could not be graded: a person must "
+            "look)") in capsys.readouterr().out
+    assert [line[0] for line in csv_lines(out / "canvas.csv")[1:]] == ["Points Possible",
+                                                                        "Ann Lee"]
+    assert [line[0] for line in csv_lines(out / "gradescope.csv")[1:]] == ["Ann Lee"]
+    assert [r["name"] for r in parse((out / "grades.csv").read_text())] == ["ann", "bo"]
+
+
+def test_a_canvas_user_id_is_never_a_sid_in_gradescope_csv():
+    """Results written before Canvas ids were kept out of `sid` (sid == canvas_id) too."""
+    results = {"amy": result(identity={"student": "amy", "canvas_id": "104201"}),
+               "old": result(identity={"student": "old", "sid": "104202", "canvas_id": "104202"})}
+    text = gradebook.plain(results)
+    assert "sid" not in parse(text)[0]
+    assert [(r["Name"], r["SID"]) for r in parse(gradebook.gradescope(text))] == [
+        ("amy", ""), ("old", "")]
+    assert [line[1:3] for line in list(csv.reader(io.StringIO(gradebook.canvas(text))))[2:]] == [
+        ["104201", ""], ["104202", ""]]
+
+
+def test_needs_a_person_groups_every_flagged_row_by_reason():
+    policy = gradebook.LatePolicy(due=datetime.datetime(2024, 2, 9, tzinfo=UTC), per_day=10)
+    results = {
+        "chenwei-2": result(identity={"student": "chenwei", "canvas_id": "2"},
+                            flags=["renamed: row 'chenwei-2' would have been 'chenwei', which is "
+                                   "another student's"]),
+        "garciamaria": result(identity={"student": "garciamaria", "canvas_id": "3",
+                                        "late": True}),
+        "2": result(identity=group_identity()),
+        "zoe": result(identity={"student": "zoe", "canvas_id": "4"},
+                      flags=["possible autograd in backward pass (two_layer_net.py:98 x)",
+                             "autograd in backward pass (two_layer_net.py:103 "
+                             "torch.autograd.grad)"]),
+        "dan": result(identity={"student": "dan"}, graded=False,
+                      flags=["could not be graded: nothing to grade"]),
+        "amy": result(identity={"student": "amy", "canvas_id": "5"}),
+    }
+    lines = gradebook.needs_a_person(gradebook.rows(results, policy))
+    assert lines[0] == "4 rows need a person (grades.csv's flags say why):"
+    assert lines[1:] == [
+        "  renamed (another row would have had the same name: check who it is before you "
+        "upload): chenwei-2",
+        "  late by Canvas's marker, by how much is unknown (no penalty applied: set it by hand "
+        "in your gradebook): garciamaria",
+        "  group members (one submission, each member given the group's score): 2",
+        "  flagged by the code audit or the export (read the row's flags): zoe (autograd in "
+        "backward pass (two_layer_net.py:103 torch.autograd.grad); 1 more)"]
+
+
+def test_a_kept_late_policy_reads_back_the_same_and_says_what_changed(tmp_path):
+    path = tmp_path / "extensions.csv"
+    path.write_text("student,days\nann@school.edu,2\n")
+    due = datetime.datetime(2024, 2, 9, 23, 59, tzinfo=UTC)
+    lines = {}
+    extensions = gradebook.read_extensions(str(path), due, lines)
+    assert lines == {"ann@school.edu": (2, "ann@school.edu")}
+    policy = gradebook.LatePolicy(due=due, per_day=10, cap=50, extensions=extensions,
+                                  extensions_file=str(path), extension_lines=lines)
+    back = gradebook.LatePolicy.from_kept(json.loads(json.dumps(policy.kept())))
+    assert back == policy
+    assert gradebook.LatePolicy(due=due, per_day=5, cap=50).changes(policy) == (
+        "--late-penalty: 10 -> 5; --extensions: 1 student -> 0 students")

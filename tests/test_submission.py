@@ -306,14 +306,13 @@ def test_canvas_rows_are_named_after_students_with_files_renamed_back(tmp_path):
     assert names(subs) == ["smithjohn", "doejane", "leeann", "smithjohn-2", "kimbo", "wupat"]
     john, jane, ann, other_john, kim, pat = subs
     assert john.files == {MODULE: SOURCE, NOTEBOOK: NOTEBOOK_TEXT} and john.error is None
-    assert john.identity == {"student": "smithjohn", "sid": "123456", "canvas_id": "123456",
-                             "late": False}
+    # A Canvas user id is not the school's student id: canvas_id only, never sid.
+    assert john.identity == {"student": "smithjohn", "canvas_id": "123456", "late": False}
     assert jane.files == {MODULE: SOURCE + b"# late\n", NOTEBOOK: NOTEBOOK_TEXT}
-    assert jane.identity == {"student": "doejane", "sid": "234567", "canvas_id": "234567",
-                             "late": True}
+    assert jane.identity == {"student": "doejane", "canvas_id": "234567", "late": True}
     assert ann.files == {MODULE: SOURCE, "helpers.py": b"x = 1\n"}
     assert ann.identity["late"] is True
-    assert other_john.identity["sid"] == "456789" and other_john.error is None
+    assert other_john.identity["canvas_id"] == "456789" and other_john.error is None
     assert "is a text entry, not files" in kim.error
     assert "holds no two_layer_net.py of 'wupat' (uploaded: writeup.pdf)" in pat.error
 
