@@ -641,7 +641,7 @@ def student_text(folder):
     the notebook's cells, the helpers, the tests and pytest.ini (not the grader's source)."""
     texts = {}
     for rel in sorted(release_files(folder)):
-        if rel.startswith("grader/") or rel.endswith(".json") or rel == "grade.py":
+        if rel.startswith("grader/") or rel.endswith((".json", ".pt")) or rel == "grade.py":
             continue
         data = open(os.path.join(folder, rel), encoding="utf-8").read()
         if rel.endswith(".ipynb"):
