@@ -9,7 +9,9 @@ returned into one verdict per rubric test. This module imports no group: the gro
 Seeds: a batch's seed is the instructor's secret (or the public self-check seed); each
 submission's inputs come from `submission_seed(seed, content_hash)`, stretched by SHA-256 into a
 256-bit SeedSequence for numpy's PCG64. So inputs differ per submission, and a student who
-recovers their own inputs from a leak learns nothing about anyone else's.
+recovers their own inputs from a leak learns nothing about anyone else's. The public
+self-check's inputs are the seed's own, the same for every submission (the release replays
+their expected values).
 """
 import hashlib
 from dataclasses import dataclass
