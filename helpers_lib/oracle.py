@@ -86,13 +86,24 @@ def _same(a, b):
 
 
 def distinct(records):
-    """The records without repeats (the same call on identical inputs), in their first order."""
-    kept = []
+    """The records without repeats (the same call on identical inputs), in their first order;
+    equal tensors are one object, so torch.save writes each once (a case's inputs serve several
+    calls: with and without reg, the loss and the gradient tests)."""
+    kept, tensors = [], {}
+
+    def shared(value):
+        if isinstance(value, dict):
+            return {k: shared(v) for k, v in value.items()}
+        if isinstance(value, torch.Tensor):
+            key = (value.dtype, tuple(value.shape), value.contiguous().numpy().tobytes())
+            return tensors.setdefault(key, value)
+        return value
+
     for entry in records:
         inputs = {k: v for k, v in entry.items() if k != "outputs"}
         if not any(_same(inputs, {k: v for k, v in other.items() if k != "outputs"})
                    for other in kept):
-            kept.append(entry)
+            kept.append(shared(entry))
     return kept
 
 
