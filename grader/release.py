@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from grader import KIT_ROOT, PUBLIC_SEED, SECRET_ENV
 from grader import cells
 from grader.cells import ANSWER_PLACEHOLDER, MODULE, NOTEBOOK
-from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, kit_files
+from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, RELEASE_SUBSTITUTES, kit_files
 
 README_TEMPLATE = os.path.join("release", "README.md")
 # Copied as they are, beside the notebook's support and the grader (grader.kitfiles): (source
@@ -50,7 +50,7 @@ RELEASE_COPIES = [
     # The student's requirements, not the kit's: no sandbox, browser or export tooling.
     (os.path.join("release", "requirements.txt"), "requirements.txt"),
     # The replay of recorded values, in place of the kit's autograd oracle.
-    (os.path.join("release", "oracle.py"), "helpers_lib/oracle.py"),
+    *((source, target) for target, source in RELEASE_SUBSTITUTES.items()),
 ]
 # What the replay reads: the oracle's outputs for every input the release's checks use.
 EXPECTED = "helpers_lib/expected.pt"
