@@ -241,6 +241,7 @@ def test_released_notebook_has_no_instructor_cells_and_keeps_the_question_tags(r
         assert notebook.cells.index(answer) == notebook.cells.index(question) + 1
 
 
+@pytest.mark.slow  # builds a release of its own: the public tests run to record their values
 def test_release_resets_answer_cells_and_removes_any_solution_cell(tmp_path):
     kit = copy_kit(tmp_path / "kit")
     path = os.path.join(kit, "two_layer_net.ipynb")
