@@ -45,6 +45,9 @@ RULES = [
     ("helpers",                                                AUTOGRAD,     SURE,
      "the kit's helpers: only its plain ones may be called"),
     (_HELPERS_PLAIN,                                           ALLOWED,      None, ""),
+    ("helpers_lib.oracle helpers_lib.gradcheck.autograd_loss_and_grads",
+                                                               AUTOGRAD,     SURE,
+     "the kit's oracle: the expected values themselves"),
     ("helpers.numeric_gradient helpers.grad_check eecs598.compute_numeric_gradient "
      "eecs598.grad.compute_numeric_gradient eecs598.grad.grad_check_sparse",
                                                                NUMERIC,      SURE, ""),

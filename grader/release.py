@@ -15,6 +15,11 @@ The release is the kit without the solution and without the instructor's tools:
   configuration whose first run on the stubs is short, the grader for the self-check
   (`python grade.py`) and `grade.py submit`, the requirements and a student README; not this
   module nor grader/gradescope.py (the lists shared with them are in grader.kitfiles).
+- in place of the kit's autograd oracle (helpers_lib/oracle.py), release/oracle.py, which
+  replays helpers_lib/expected.pt: what the oracle gave, when the release was built, for every
+  call the release's checks make (the self-check's public inputs, the notebook's huge-scores
+  cases, the public tests run on the reference). So the release holds no working forward pass,
+  loss or gradient; the instructor's hidden inputs stay with the kit's live oracle.
 
 The instructor's secret seed never goes in. It is built in a temporary folder beside OUT and
 renamed into place, so OUT either holds the whole release or nothing.
@@ -26,13 +31,14 @@ import re
 import shutil
 import sys
 import tempfile
+import subprocess
 import tokenize
 from dataclasses import dataclass, field
 
-from grader import KIT_ROOT, SECRET_ENV
+from grader import KIT_ROOT, PUBLIC_SEED, SECRET_ENV
 from grader import cells
 from grader.cells import ANSWER_PLACEHOLDER, MODULE, NOTEBOOK
-from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, kit_files
+from grader.kitfiles import GRADER, NOTEBOOK_SUPPORT, RELEASE_SUBSTITUTES, kit_files
 
 README_TEMPLATE = os.path.join("release", "README.md")
 # Copied as they are, beside the notebook's support and the grader (grader.kitfiles): (source
@@ -43,7 +49,17 @@ RELEASE_COPIES = [
     (README_TEMPLATE, "README.md"),
     # The student's requirements, not the kit's: no sandbox, browser or export tooling.
     (os.path.join("release", "requirements.txt"), "requirements.txt"),
+    # The replay of recorded values, in place of the kit's autograd oracle.
+    *((source, target) for target, source in RELEASE_SUBSTITUTES.items()),
 ]
+# What the replay reads: the oracle's outputs for every input the release's checks use.
+EXPECTED = "helpers_lib/expected.pt"
+# The public tests whose oracle calls are recorded, run on the reference in a subprocess.
+PUBLIC_TESTS = "tests/test_two_layer_net.py"
+# The notebook's stability checks (its STABILITY_CASES cell): huge_scores_case(magnitude).
+NOTEBOOK_MAGNITUDES = (1e3, 1e4)
+# The public tests take ~4 s on the reference; a fresh interpreter imports torch in ~1.5 s.
+RECORD_TIMEOUT = 300
 # The instructor's tools: they build releases and autograders, and hold nothing a student runs.
 INSTRUCTOR_ONLY = {"grader/release.py", "grader/gradescope.py", "grader/similar.py",
                    "grader/similar_html.py"}
@@ -210,6 +226,39 @@ def _secrets(kit):
     return [v for v in values if len(v) >= MIN_CHECKED_SECRET]
 
 
+def record_expected(kit):
+    """The bytes of helpers_lib/expected.pt: the oracle's inputs and outputs (helpers_lib/oracle.py)
+    for every call that the release's checks make, each once. The self-check's groups and the
+    notebook's cases are built here, in this process, as the release builds them; the public
+    tests run on the kit's reference in a subprocess that records its calls. ReleaseError when
+    those tests fail on the reference (the release would hand out wrong expected values)."""
+    import torch
+
+    from grader.groups import build
+    from helpers_lib import data, oracle
+
+    with oracle.recording() as records:
+        build(PUBLIC_SEED)
+        for magnitude in NOTEBOOK_MAGNITUDES:
+            data.huge_scores_case(magnitude)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "recorded.pt")
+        env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
+        env.update({oracle.RECORD_ENV: path, "PYTHONDONTWRITEBYTECODE": "1"})
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              PUBLIC_TESTS], cwd=kit, env=env, capture_output=True, text=True,
+                             timeout=RECORD_TIMEOUT)
+        if run.returncode != 0 or not os.path.isfile(path):
+            tail = "\n".join((run.stdout + run.stderr).splitlines()[-15:])
+            raise ReleaseError(f"the public tests ({PUBLIC_TESTS}) do not pass on the kit's "
+                               f"reference (exit status {run.returncode}), so their expected "
+                               f"values cannot be recorded; fix the kit first:\n{tail}")
+        records += torch.load(path, weights_only=True)
+    buffer = io.BytesIO()
+    torch.save(oracle.distinct(records), buffer)
+    return buffer.getvalue()
+
+
 def _release_contents(kit):
     """{relative path in the release: bytes}, checked; ReleaseError when the kit is not fit."""
     module_path = os.path.join(kit, MODULE)
@@ -242,6 +291,7 @@ def _release_contents(kit):
                                "from git before releasing")
         with open(path, "rb") as f:
             files[target_rel] = f.read()
+    files[EXPECTED] = record_expected(kit)
     for secret in _secrets(kit):
         leaks = sorted(rel for rel, data in files.items() if secret.encode() in data)
         if leaks:

@@ -2,14 +2,16 @@
 
 Everything here runs in the grader's own process. The test groups (grader/groups/, whose
 `build(seed)` gives the rubric's groups) draw their inputs with `Draw` and compute the expected
-values with the independent autograd oracle here (never the reference solution). A `Group` holds
-what its child receives (`meta`, `arrays`: inputs only) and a `judge` that turns what the child
+values with the independent autograd oracle (helpers_lib/oracle.py; never the reference
+solution). A `Group` holds what its child receives (`meta`, `arrays`: inputs only) and a `judge` that turns what the child
 returned into one verdict per rubric test. This module imports no group: the groups import it.
 
 Seeds: a batch's seed is the instructor's secret (or the public self-check seed); each
 submission's inputs come from `submission_seed(seed, content_hash)`, stretched by SHA-256 into a
 256-bit SeedSequence for numpy's PCG64. So inputs differ per submission, and a student who
-recovers their own inputs from a leak learns nothing about anyone else's.
+recovers their own inputs from a leak learns nothing about anyone else's. The public
+self-check's inputs are the seed's own, the same for every submission (the release replays
+their expected values).
 """
 import hashlib
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import torch
 
 from grader import PUBLIC_SEED, audit  # noqa: F401 -- PUBLIC_SEED: the rubric's public inputs
 from grader import locate
+from helpers_lib import oracle
 from helpers_lib.gradcheck import rel_error
 
 GRADIENT_TESTS = ("grad_W1", "grad_b1", "grad_W2", "grad_b2")
@@ -104,21 +107,9 @@ def describe(shape):
     return f"N={N}, D={D}, H={H}, C={C}"
 
 
-def oracle_forward(params, X):
-    hidden = (X @ params["W1"] + params["b1"]).clamp(min=0)
-    return hidden @ params["W2"] + params["b2"], hidden
-
-
-def oracle_loss_and_grads(params, X, y, reg):
-    """Loss and gradients by torch.autograd, with a stable log-sum-exp."""
-    with torch.enable_grad():  # whatever code run in this process before switched it off
-        leaves = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
-        scores, _ = oracle_forward(leaves, X)
-        correct = scores.gather(1, y[:, None])[:, 0]
-        loss = (torch.logsumexp(scores, dim=1) - correct).mean()
-        loss = loss + reg * ((leaves["W1"] ** 2).sum() + (leaves["W2"] ** 2).sum())
-        loss.backward()
-    return loss.detach(), {k: v.grad for k, v in leaves.items()}
+# The expected values: the kit's one autograd oracle (float64, on the CPU).
+oracle_forward = oracle.forward
+oracle_loss_and_grads = oracle.loss_and_grads
 
 
 def check_array(got, want, what):

@@ -9,7 +9,7 @@ import pickle
 
 import torch
 
-from helpers_lib.gradcheck import autograd_loss_and_grads
+from helpers_lib import oracle
 
 CIFAR10_TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR10_TEST_FILE = "test_batch"
@@ -80,7 +80,7 @@ def load_toy_reference(path=TOY_REFERENCE_PATH):
 
 def huge_scores_case(magnitude, N=16, D=8, H=12, C=5, reg=0.0, seed=0):
     """A float64 problem whose scores reach `magnitude` (W2 scaled up), with its correct loss
-    and gradients from `autograd_loss_and_grads`.
+    and gradients from the kit's oracle (helpers_lib/oracle.py).
 
     Returns:
         dict with X (N, D), y (N,), params, reg, magnitude (the largest |score|), loss (0-dim)
@@ -95,11 +95,11 @@ def huge_scores_case(magnitude, N=16, D=8, H=12, C=5, reg=0.0, seed=0):
               "W2": randn(H, C, scale=H ** -0.5), "b2": randn(C, scale=0.1)}
     X = randn(N, D)
     y = torch.randint(C, (N,), generator=g)
-    scores = torch.relu(X @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]
-    params["W2"] *= magnitude / scores.abs().max()
-    params["b2"] *= magnitude / scores.abs().max()
-    loss, grads = autograd_loss_and_grads(params, X, y, reg)
-    largest = (torch.relu(X @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]).abs()
+    scale = magnitude / oracle.forward(params, X)[0].abs().max()
+    params["W2"] *= scale
+    params["b2"] *= scale
+    loss, grads = oracle.loss_and_grads(params, X, y, reg)
+    largest = oracle.forward(params, X)[0].abs()
     return {"X": X, "y": y, "params": params, "reg": reg, "magnitude": largest.max().item(),
             "loss": loss, "grads": grads}
 

@@ -1,7 +1,8 @@
 """Shared test fixtures: seeded random problems and the tolerances they are checked to.
 
-The oracle is torch.autograd through the kit's helpers.autograd_loss_and_grads (float64, on the
-CPU), as in the notebook; the grader keeps its own on purpose.
+The expected values come from helpers_lib/oracle.py, the kit's one oracle, shared with the
+notebook and the grader (torch.autograd, float64 on the CPU; in the student release, the values it
+gave for these tests' fixed inputs, recorded when the release was built).
 pytest finds the kit's modules through `pythonpath` (pyproject.toml, or the release's pytest.ini).
 """
 import os

@@ -104,6 +104,13 @@ ROUTES = [
     ("optim", backward_with("torch.optim.SGD([X], lr=1.0).step()"), A, "torch.optim.SGD"),
     ("kit_oracle", backward_with("return helpers.autograd_loss_and_grads(params, X, y)",
                                  "import helpers"), A, "helpers.autograd_loss_and_grads"),
+    ("kit_oracle_module", backward_with("return oracle.loss_and_grads(params, X, y)",
+                                        "from helpers_lib import oracle"), A,
+     "helpers_lib.oracle.loss_and_grads"),
+    ("kit_oracle_gradcheck",
+     backward_with("return autograd_loss_and_grads(params, X, y)",
+                   "from helpers_lib.gradcheck import autograd_loss_and_grads"), A,
+     "helpers_lib.gradcheck.autograd_loss_and_grads"),
     ("engine_restored", backward_with("""
         from torch.autograd import variable
         variable.Variable._execution_engine = variable.Variable._execution_engine._engine"""),

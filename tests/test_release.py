@@ -28,7 +28,7 @@ INSTRUCTOR_TOOLS = {"grader/release.py", "grader/gradescope.py", "grader/similar
 RELEASED = {
     "README.md", "grade.py", "helpers.py", "pytest.ini", "requirements.txt",
     "two_layer_net.py", "two_layer_net.ipynb", "tests/conftest.py", "tests/test_two_layer_net.py",
-    "tests/fixtures/toy_reference.json",
+    "tests/fixtures/toy_reference.json", "helpers_lib/expected.pt",
     *(f"grader/{name}" for name in os.listdir(os.path.join(ROOT, "grader")) if name.endswith(".py")),
     *(f"grader/groups/{name}" for name in os.listdir(os.path.join(ROOT, "grader", "groups"))
       if name.endswith(".py")),
@@ -222,6 +222,7 @@ def test_released_notebook_has_no_instructor_cells_and_keeps_the_question_tags(r
         assert notebook.cells.index(answer) == notebook.cells.index(question) + 1
 
 
+@pytest.mark.slow  # builds a release of its own: the public tests run to record their values
 def test_release_resets_answer_cells_and_removes_any_solution_cell(tmp_path):
     kit = copy_kit(tmp_path / "kit")
     path = os.path.join(kit, "two_layer_net.ipynb")
@@ -621,7 +622,7 @@ def student_text(folder):
     the notebook's cells, the helpers, the tests and pytest.ini (not the grader's source)."""
     texts = {}
     for rel in sorted(release_files(folder)):
-        if rel.startswith("grader/") or rel.endswith(".json") or rel == "grade.py":
+        if rel.startswith("grader/") or rel.endswith((".json", ".pt")) or rel == "grade.py":
             continue
         data = open(os.path.join(folder, rel), encoding="utf-8").read()
         if rel.endswith(".ipynb"):
@@ -757,3 +758,184 @@ def test_submit_warns_of_autograd_and_of_a_module_changed_after_the_run(student,
     assert submit.write_submission(folder=str(student), out="submission.zip") == 0
     out = capsys.readouterr().out
     assert "Warning: two_layer_net.py changed after the notebook last ran with it" in out, out
+
+
+# Issue 18.1: the release computes no forward pass, loss or gradient of the two-layer net; its
+# checks replay values recorded when it was built (grader.release.record_expected).
+AUTOGRAD_METHODS = {"backward", "requires_grad_"}
+AUTOGRAD_FUNCTIONS = {"torch.autograd.grad", "torch.autograd.backward", "torch.func.grad",
+                      "torch.func.vjp", "torch.func.jacrev"}
+LOSS_FUNCTIONS = {"cross_entropy", "log_softmax", "logsumexp", "softmax", "nll_loss", "relu"}
+WEIGHT_KEYS = {"W1", "W2"}
+# Release files that may use autograd, each for its reason (neither touches the two-layer net).
+AUTOGRAD_ALLOWED = {
+    "helpers_lib/deepnets.py": "section 8's deep-net demonstrations (depth 8, given code)",
+    "grader/zygote.py": "warms torch.func up on x * x before forking",
+}
+# The live oracle and the replay agree to rounding: the same code on the same machine, perhaps
+# with another thread count (another summation order) in the build's pytest subprocess.
+RECORDED_TOL = 1e-14
+
+
+def _dotted(node):
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def working_oracle(source):
+    """[(line, what)] where `source` computes a gradient with autograd, a softmax loss or the
+    net's forward pass in working form (`@ params['W1']`, relu, clamp(min=0))."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            last = name.rsplit(".", 1)[-1]
+            off = bool(node.args) and isinstance(node.args[0], ast.Constant) \
+                and node.args[0].value is False
+            if isinstance(node.func, ast.Attribute) and last in AUTOGRAD_METHODS and not off:
+                found.append((node.lineno, f".{last}()"))
+            if name in AUTOGRAD_FUNCTIONS or last in LOSS_FUNCTIONS:
+                found.append((node.lineno, name))
+            for keyword in node.keywords:
+                value = getattr(keyword.value, "value", None)
+                if (keyword.arg, value) == ("min", 0) and last == "clamp":
+                    found.append((node.lineno, "clamp(min=0)"))
+                if keyword.arg == "requires_grad" and value is not False:
+                    found.append((node.lineno, "requires_grad="))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            for side in (node.left, node.right):
+                key = getattr(getattr(side, "slice", None), "value", None)
+                if isinstance(side, ast.Subscript) and key in WEIGHT_KEYS:
+                    found.append((node.lineno, f"@ [{key!r}]"))
+    return sorted(found)
+
+
+def test_the_scan_finds_the_kits_live_oracle():
+    """The scan below can fail: it finds the kit's oracle and the rubric's old one."""
+    with open(os.path.join(ROOT, "helpers_lib", "oracle.py")) as f:
+        found = {what for _, what in working_oracle(f.read())}
+    assert {".backward()", ".requires_grad_()", "torch.logsumexp", "clamp(min=0)",
+            "@ ['W1']", "@ ['W2']"} <= found, found
+    old_rubric = ("def oracle_forward(params, X):\n"
+                  "    hidden = torch.relu(X @ params['W1'] + params['b1'])\n"
+                  "    return hidden @ params['W2'] + params['b2'], hidden\n")
+    assert working_oracle(old_rubric)
+
+
+@pytest.mark.slow
+def test_release_holds_no_working_forward_pass_loss_or_gradient(released):
+    out = released["out"]
+    found = {}
+    for rel in sorted(release_files(out)):
+        if rel.endswith(".py") and rel not in AUTOGRAD_ALLOWED:
+            with open(os.path.join(out, rel), encoding="utf-8") as f:
+                where = working_oracle(f.read())
+            if where:
+                found[rel] = where
+    assert found == {}
+    with open(os.path.join(out, "helpers_lib", "oracle.py")) as f:
+        assert f.read() == open(os.path.join(ROOT, "release", "oracle.py")).read()
+
+
+def load_replay(release_folder):
+    """The release's helpers_lib/oracle.py as a module of its own (it reads expected.pt)."""
+    import importlib.util
+
+    path = os.path.join(release_folder, "helpers_lib", "oracle.py")
+    spec = importlib.util.spec_from_file_location("released_oracle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_the_replay_refuses_inputs_that_were_not_recorded(released):
+    import torch
+    from conftest import make_problem
+
+    replay = load_replay(released["out"])
+    params, X, y = make_problem(5, 4, 10, 3)  # recorded: the public tests use it
+    loss, grads = replay.loss_and_grads(params, X, y, 0.37)
+    assert loss.dim() == 0 and set(grads) == set(params)
+    nudged = {**params, "W1": params["W1"] * (1 + 1e-9)}
+    with pytest.raises(replay.NotRecorded, match=r"recorded when the release was built"):
+        replay.loss_and_grads(nudged, X, y, 0.37)
+    with pytest.raises(replay.NotRecorded, match=r"reg=0\.5"):
+        replay.loss_and_grads(params, X, y, 0.5)
+    with pytest.raises(replay.NotRecorded, match=r"X \(5, 4\) torch.float32"):
+        replay.forward(params, X.float())
+    within = {**params, "W1": params["W1"] * (1 + replay.INPUT_RTOL / 10)}
+    assert torch.equal(replay.loss_and_grads(within, X, y, 0.37)[0], loss)
+
+
+@pytest.mark.slow
+def test_recorded_values_agree_with_the_live_oracle(released):
+    import torch
+
+    from grader import PUBLIC_SEED
+    from grader.groups import build
+    from helpers import rel_error
+    from helpers_lib import oracle
+
+    path = os.path.join(released["out"], "helpers_lib", "expected.pt")
+    records = torch.load(path, weights_only=True)
+    calls = {oracle.FORWARD: 0, oracle.LOSS_AND_GRADS: 0}
+    for entry in records:
+        calls[entry["call"]] += 1
+        if entry["call"] == oracle.FORWARD:
+            live = dict(zip(("scores", "hidden"), oracle.forward(entry["params"], entry["X"])))
+        else:
+            loss, grads = oracle.loss_and_grads(entry["params"], entry["X"], entry["y"],
+                                                entry["reg"])
+            live = {"loss": loss, **{f"grad {k}": v for k, v in grads.items()}}
+            entry["outputs"] = {"loss": entry["outputs"]["loss"],
+                                **{f"grad {k}": v for k, v in entry["outputs"]["grads"].items()}}
+        for name, value in live.items():
+            assert rel_error(entry["outputs"][name], value) <= RECORDED_TOL, name
+    assert min(calls.values()) >= 20, calls
+    # Every call of the self-check's build is there (its public inputs, drawn afresh here).
+    replay = load_replay(released["out"])
+    with oracle.recording() as made:
+        build(PUBLIC_SEED)
+    for entry in made:
+        if entry["call"] == oracle.FORWARD:
+            replay.forward(entry["params"], entry["X"])
+        else:
+            replay.loss_and_grads(entry["params"], entry["X"], entry["y"], entry["reg"])
+
+
+@pytest.mark.slow
+def test_the_notebooks_stability_cases_are_recorded(released):
+    """The notebook's STABILITY_CASES cell, run in the release (the rest of its checks compare
+    with the toy fixtures)."""
+    notebook = nbformat.read(os.path.join(released["out"], "two_layer_net.ipynb"), as_version=4)
+    lines = [line for cell in notebook.cells if cell.cell_type == "code"
+             for line in cell.source.splitlines() if "huge_scores_case(" in line]
+    assert lines and all(line.startswith("STABILITY_CASES = ") for line in lines), lines
+    code = "from helpers import huge_scores_case\n" + "\n".join(lines) + \
+        "\nprint(sorted(STABILITY_CASES))"
+    run = run_in(released["out"], "-c", code)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[1000.0, 10000.0]"
+
+
+@pytest.mark.slow
+def test_the_release_self_check_in_process_scores_the_reference_100_and_the_stubs_0(released,
+                                                                                  tmp_path):
+    """In-process, as on Windows, macOS and Colab (the sandboxed path is tested above)."""
+    folder = tmp_path / "student"
+    shutil.copytree(released["out"], folder)
+    code = ("from grader import PUBLIC_SEED, selfcheck\n"
+            "result = selfcheck.grade_in_process('two_layer_net.py', seed=PUBLIC_SEED, "
+            "public=True)\nprint(result.score)")
+    stubs = run_in(folder, "-c", code)
+    assert stubs.returncode == 0 and float(stubs.stdout.split()[-1]) == 0, stubs.stderr[-2000:]
+    shutil.copyfile(REFERENCE, folder / "two_layer_net.py")
+    solved = run_in(folder, "-c", code)
+    assert solved.returncode == 0, solved.stderr[-2000:]
+    assert float(solved.stdout.split()[-1]) == 100, solved.stdout

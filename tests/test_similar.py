@@ -9,6 +9,7 @@ import pytest
 
 import grade
 import similar_corpus as corpus
+from conftest import ROOT
 import test_browser
 from grader import exports, similar, similar_html
 from test_report_html import problems
@@ -123,6 +124,17 @@ def test_a_passage_many_share_is_not_evidence_but_one_two_share_is(tmp_path):
     two = code_of(["loops", "einsum"])
     pair = frozenset(("loops", "einsum"))
     assert two[pair] - alone.get(pair, 0) > 0.05, "two share it: evidence"
+
+
+def test_the_kits_oracle_is_not_starter_code():
+    """helpers_lib/oracle.py computes the forward pass and the loss as students write them; the
+    release does not hold it, so code like it is evidence, not starter code."""
+    import numpy as np
+
+    with open(os.path.join(ROOT, "helpers_lib", "oracle.py")) as f:
+        tokens = [symbol for symbol, _ in similar.code_tokens(f.read())]
+    runs = similar.run_hashes(similar._ids(tokens), similar.STARTER_K)
+    assert len(runs) > 100 and np.isin(runs, similar.starter_runs()).mean() < 0.5
 
 
 def test_base_files_are_starter_code_too(tmp_path):

@@ -69,8 +69,9 @@ def run(runner, meta, arrays):
             if y is not None:
                 raise ContractError("nn_predict called loss_func with labels; call "
                                     "loss_func(params, X) to get the scores")
-            if not all(isinstance(params_now.get(k), torch.Tensor) and torch.equal(params_now[k], v)
-                       for k, v in given.items()):
+            if not isinstance(params_now, dict) or not all(
+                    isinstance(params_now.get(k), torch.Tensor) and torch.equal(params_now[k], v)
+                    for k, v in given.items()):
                 raise ContractError("nn_predict called loss_func with other parameters than "
                                     "its own params; pass params on unchanged")
             rows = matching_rows(X, X_now)
