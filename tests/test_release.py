@@ -772,6 +772,11 @@ AUTOGRAD_ALLOWED = {
     "helpers_lib/deepnets.py": "section 8's deep-net demonstrations (depth 8, given code)",
     "grader/zygote.py": "warms torch.func up on x * x before forking",
 }
+# Findings allowed in one release file, each for its reason: not a forward pass.
+FINDINGS_ALLOWED = {
+    ("grader/groups/backward.py", "@ ['W1']"): "the draw keeps pre-activations off ReLU's kink: "
+    "the first layer's linear map alone, as the module's docstring states it",
+}
 # The live oracle and the replay agree to rounding: the same code on the same machine, perhaps
 # with another thread count (another summation order) in the build's pytest subprocess.
 RECORDED_TOL = 1e-14
@@ -834,7 +839,8 @@ def test_release_holds_no_working_forward_pass_loss_or_gradient(released):
     for rel in sorted(release_files(out)):
         if rel.endswith(".py") and rel not in AUTOGRAD_ALLOWED:
             with open(os.path.join(out, rel), encoding="utf-8") as f:
-                where = working_oracle(f.read())
+                where = [(line, what) for line, what in working_oracle(f.read())
+                         if (rel, what) not in FINDINGS_ALLOWED]
             if where:
                 found[rel] = where
     assert found == {}
