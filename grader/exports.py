@@ -172,8 +172,10 @@ def _gradescope_folder(root):
     """The submissions of the unzipped Gradescope export at `root`."""
     try:
         metadata, problem = _parse_metadata(submission.read_file(os.path.join(root, METADATA)))
-    except (SubmissionError, OSError) as e:
-        metadata, problem = {}, f"Gradescope's {METADATA} in '{root}' cannot be read ({e})"
+    except SubmissionError as e:
+        metadata, problem = {}, f"Gradescope's {METADATA} cannot be read ({e})"
+    except OSError as e:
+        metadata, problem = {}, f"Gradescope's {METADATA} cannot be read ({submission.why(e)})"
     present = {}
     for name in _visible(root):
         full = os.path.join(root, name)
@@ -444,7 +446,7 @@ def _canvas_student(folder, user, items):
     except SubmissionError as e:
         sub.error = str(e)
     except OSError as e:
-        sub.error = f"a file of {who} in the Canvas download cannot be read ({e.strerror or e})"
+        sub.error = f"a file of {who} in the Canvas download cannot be read ({submission.why(e)})"
     return sub
 
 
