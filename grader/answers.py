@@ -243,23 +243,35 @@ def manual_columns():
 def update_manual_csv(path, names):
     """manual.csv with a row per name and a score and comment column per question; every row and
     value already entered stays (a name pasted twice too: `merge` names both lines)."""
-    rows = []
+    rows, bom, newline = [], "", "\n"
     if os.path.exists(path):
         try:
             rows, _ = _read_manual(path)
-        except MergeError as e:  # a file the TA is editing that we cannot read: never overwrite it
+            bom, newline = _manual_style(path)
+        except (MergeError, OSError) as e:  # a file the TA is editing that we cannot read:
             print(f"grade.py: {path} was left as it is ({e}); new students were not added",
-                  file=sys.stderr)
+                  file=sys.stderr)  # never overwrite it
             return
     known = {r.get("name") for r in rows}
     rows += [{"name": n} for n in names if n not in known]
     rows.sort(key=lambda r: r.get("name") or "")
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator=newline)
     writer.writerow(manual_columns())
     for row in rows:
         writer.writerow([row.get(c) or "" for c in manual_columns()])
-    report.write_atomically(path, buffer.getvalue())
+    report.write_atomically(path, bom + buffer.getvalue())
+
+
+def _manual_style(path):
+    """(byte-order mark or "", line end) of the manual.csv at `path`, so that a rewrite keeps
+    what the TA's spreadsheet wrote: Excel's "CSV UTF-8" starts with a byte-order mark (without
+    it Excel reads the file in the machine's legacy code page, and "Très bien" comes back
+    garbled) and ends lines with CRLF."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    bom = "\ufeff" if head.startswith(b"\xef\xbb\xbf") else ""
+    return bom, "\r\n" if b"\r\n" in head else "\n"
 
 
 def _read_manual(path):

@@ -84,3 +84,20 @@ def test_no_path_of_the_instructors_machine_reaches_any_file_written(tmp_path, c
     assert "'submission_100002/two_layer_net.py' is a link" in linked["output"]
     single = json.load(open(tmp_path / "out-single" / "upload" / "results.json"))
     assert "folder 'upload' holds" in single["output"]
+
+
+def test_a_rerun_keeps_excels_byte_order_mark_and_crlf_in_manual_csv(tmp_path):
+    """A rerun adds new students to manual.csv; what Excel saved (BOM, CRLF, non-ASCII
+    comments) comes back byte for byte, so Excel reads "Très bien —" as it was typed."""
+    manual = tmp_path / "manual.csv"
+    excel = ("name,q1,q1 comment,q2,q2 comment,q3,q3 comment\r\n"
+             "amy,4.5,Très bien — say why,5,,,\r\n")
+    manual.write_bytes(EXCEL_BOM + excel.encode("utf-8"))
+    answers.update_manual_csv(str(manual), ["amy", "zoë"])
+    data = manual.read_bytes()
+    assert data.startswith(EXCEL_BOM) and data.count(EXCEL_BOM) == 1
+    assert data == EXCEL_BOM + (excel + "zoë,,,,,,\r\n").encode("utf-8")
+    plain = tmp_path / "plain.csv"  # written by the kit or a text editor: stays as it was
+    plain.write_bytes(excel.replace("\r\n", "\n").encode("utf-8"))
+    answers.update_manual_csv(str(plain), ["amy"])
+    assert plain.read_bytes() == excel.replace("\r\n", "\n").encode("utf-8")
