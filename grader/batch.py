@@ -91,11 +91,13 @@ class WorkerLost(RuntimeError):
 
 class Gradebook(dict):
     """{name: SubmissionResult} for every row of grades.csv; `batch_size` of them came from this
-    batch's command line, the rest from earlier runs into the same folder."""
+    batch's command line, the rest from earlier runs into the same folder; `graded_now`: the
+    names graded by this run (the others' results were reused)."""
 
-    def __init__(self, rows, batch_size):
+    def __init__(self, rows, batch_size, graded_now=()):
         super().__init__(rows)
         self.batch_size = batch_size
+        self.graded_now = set(graded_now)
 
 
 class Interrupted(Exception):
@@ -356,7 +358,8 @@ class Grader:
         else:
             try:
                 executed = notebook.read_notebook(outcome.arrays["notebook"].numpy().tobytes())
-                summary = notebook.summarise(outcome.meta, module_problem)
+                summary = notebook.summarise(outcome.meta, module_problem,
+                                             notebook.failing_checks(executed))
                 stopped = (outcome.meta.get("errors") or {}).get("notebook") or ""
                 status = ("timed out" if "timed out" in stopped.lower() else "ran with errors"
                           if stopped or outcome.meta.get("failed_cells") else "ran")
@@ -484,7 +487,8 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
         except KeyboardInterrupt:  # before the slots started (the rubric being built): as later
             pass
         finally:  # after Ctrl-C too: the gradebook of everything finished
-            rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs))
+            rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs),
+                             {sub.name for sub in todo if sub.name in results})
             rows.update(results)
             report.write_atomically(os.path.join(out_dir, gradebook.FORMAT_FILES["plain"]),
                                     gradebook.plain(rows, policy))

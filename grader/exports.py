@@ -33,6 +33,7 @@ gradebook: `student`, `email`, `sid` (all submitters of a group, joined with "; 
 """
 import os
 import re
+import sys
 import zipfile
 
 import yaml
@@ -83,11 +84,32 @@ def collect(paths, *, exports=(), single=False):
             raise UsageError(f"--export '{path}' holds no {METADATA} at its top; pass the "
                              "folder or .zip Gradescope's \"Export Submissions\" gave you")
         found = [load(path)] if expanded is None else expanded
+        if expanded is None and not single:
+            _say_nested(path, found[0])
         for sub in found:
             sub.origin = origin
         subs += found
     assign_names(subs)
     return subs
+
+
+def _say_nested(path, sub):
+    """A folder SUB whose two_layer_net.py sits in its one subfolder is one submission named
+    after the folder given (the contract: a folder's name says whose it is; only a folder of
+    two or more student folders is read as many). That may be a class folder holding one
+    student's folder, so say what was done, on the terminal and as the row's flag."""
+    if sub.error or not _is_dir(path):
+        return
+    folders = sorted({os.path.dirname(rel) for rel in submission.walk(path)
+                      if os.path.basename(rel) == MODULE})
+    if len(folders) != 1 or not folders[0]:
+        return
+    inner = folders[0].replace(os.sep, "/")
+    note = (f"graded as one submission named '{sub.name}' (the folder given), although its "
+            f"{MODULE} is in its subfolder '{inner}'; if '{sub.name}' is a folder of student "
+            f"folders, grade '{sub.name}/{inner}' instead to name the row after it")
+    sub.notes.append(note)
+    print(f"grade.py: note: {note}", file=sys.stderr)
 
 
 def check_usable(path):
