@@ -678,7 +678,7 @@ def summarise(meta, module_problem=None, failing=()):
         cells = ", ".join(f"cell {f['cell']} ({redact(f['error'])})" for f in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         said = f"The notebook ran to the end, but {len(failed)} cell(s) raised: {cells}{more}."
-    elif checks:
+    elif checks and not module_problem:
         return (f"The notebook ran to the end without an error, but {checks}: see those cells "
                 "in the report.")
     elif not module_problem:

@@ -242,6 +242,8 @@ def test_a_notebook_whose_check_cells_printed_fail_is_not_called_clean():
                                    "report"), said
     assert notebook.summarise({"failed_cells": []}, None, []) == \
         "The notebook ran from top to bottom without errors."
+    unloaded = notebook.summarise({"failed_cells": []}, "SyntaxError: '(' was never closed", [2])
+    assert "1 check cell printed FAIL (cell 2)" in unloaded and "did not load" in unloaded
 
 
 def test_the_summary_says_how_many_notebooks_ran_now_and_how_many_were_reused():
