@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 
-from grader import KIT_ROOT
+from grader import KIT_ROOT, cells
 from grader.kitfiles import NOTEBOOK_SUPPORT, kit_files
 from helpers_lib.errors import headline
 
@@ -642,20 +642,16 @@ def failing_checks(notebook):
     numbered as the child numbers the cells that raised (their index). The kit's check cells
     print `label: value (should be < threshold): PASS` or `... FAIL` (helpers_lib.notebook's
     CheckResult), and `label: FAIL: why` when the value could not be computed."""
-    from grader import cells
-
     found = []
     for index, cell in enumerate(notebook.get("cells", [])):
         if cell.get("cell_type") != "code" or cells.CHECK_TAG not in cells.tags(cell):
             continue
         printed = "".join(cells.source({"source": o.get("text", "")})
                           for o in cell.get("outputs", []) if o.get("output_type") == "stream")
-        if any(_CHECK_FAIL.search(line) for line in printed.splitlines()):
+        if any(cells.CHECK_FAIL.search(line) for line in printed.splitlines()):
             found.append(index)
     return found
 
-
-_CHECK_FAIL = re.compile(r": FAIL\b")
 
 
 def summarise(meta, module_problem=None, failing=()):
