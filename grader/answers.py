@@ -313,14 +313,15 @@ def merge(*, out_dir):
     write_feedback(out_dir)  # the students' pages show the new written scores and comments
     from grader import outdir
     write_index(out_dir, outdir.earlier_results(out_dir, exclude=()))
-    for line in merge_changes(previous, scores, totals_before, _totals(grade_rows(out_dir))):
-        print(line)
+    changes = merge_changes(previous, scores, totals_before, _totals(grade_rows(out_dir)))
     ungraded = [f"{name} {q}" for name, given in scores.items() for q, (s, _) in given.items()
                 if s is None]
     print(f"merged the written scores into {grades_path}"
           + (f"; {len(ungraded)} not yet graded (blank in manual.csv): {', '.join(ungraded[:10])}"
              + (f" and {len(ungraded) - 10} more" if len(ungraded) > 10 else "")
              if ungraded else "; every written answer is graded"))
+    for line in changes:
+        print(line)
     if uploads:
         print(f"wrote {', '.join(uploads)} from it, for your LMS")
     return 0

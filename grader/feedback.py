@@ -81,11 +81,14 @@ def _grade(result, written, grades):
         lines = [("code (the tests)", f"{number(result.score)}/{MAX_POINTS}")]
         maxima = (written or {}).get("max") or {}
         if maxima:
-            given = [(row.get(q) or "").strip() for q in maxima]
-            points = sum(float(g) for g in given if g)
-            lines.append(("written answers",
-                          f"{number(points)}/{number(sum(maxima.values()))}"
-                          if any(given) else "not graded yet"))
+            given = {q: (row.get(q) or "").strip() for q in maxima}
+            points = sum(float(g) for g in given.values() if g)
+            pending = [q for q, g in given.items() if not g]
+            said = f"{number(points)}/{number(sum(maxima.values()))}"
+            if pending:
+                said += f" so far ({', '.join(pending)} not graded yet)"
+            lines.append(("written answers", said if len(pending) < len(given)
+                          else "not graded yet"))
         total = (row.get("total") or "").strip()
         if total:
             top = (row.get("max_points") or "").strip()
