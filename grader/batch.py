@@ -495,7 +495,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
             answers.reapply_merge(out_dir)  # merged written scores are data: they stay
             lms.write(out_dir)  # from grades.csv as merged: the same total, penalty and final
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
-            answers.write_feedback(out_dir, results)
+            answers.write_feedback(out_dir, rows)  # every row: its grades.csv row may have changed
             if execute:
                 answers.write_reports(out_dir, list(rows))
             answers.write_index(out_dir, rows)  # last: it links the files written above

@@ -280,3 +280,22 @@ def test_a_folder_holding_one_student_folder_is_one_submission_and_says_so(tmp_p
     (single,) = collect([str(tmp_path / "ff" / "tanaka_yuki")])
     assert single.name == "tanaka_yuki" and single.notes == []
     assert capsys.readouterr().err == ""
+
+
+def test_feedback_of_rows_from_an_earlier_run_follows_the_new_grades_csv(tmp_path, capsys):
+    """A second batch with --add and a late policy changes an earlier row's penalty in
+    grades.csv; that row's feedback says so too (submissions that cannot be graded: fast)."""
+    export = tmp_path / "assignment_4242001_export"
+    export.mkdir()
+    (export / "submission_metadata.yml").write_text(METADATA)
+    _two_modules(export / "submission_100001")
+    _two_modules(export / "submission_100002")
+    out = tmp_path / "out"
+    assert grade.main([str(export), "--out", str(out)]) == 1
+    assert "late penalty" not in _text_of((out / "9100313" / "feedback.html").read_text())
+    (tmp_path / "late.zip").write_bytes(b"PK\x03\x04 broken")
+    assert grade.main([str(tmp_path / "late.zip"), "--out", str(out), "--add", "--due",
+                       "2026-11-19T23:59-08:00", "--late-penalty", "10"]) == 1
+    capsys.readouterr()
+    assert _csv(out / "grades.csv")["9100313"]["late_penalty"] == "10"
+    assert "late penalty -10" in _text_of((out / "9100313" / "feedback.html").read_text())
