@@ -243,23 +243,35 @@ def manual_columns():
 def update_manual_csv(path, names):
     """manual.csv with a row per name and a score and comment column per question; every row and
     value already entered stays (a name pasted twice too: `merge` names both lines)."""
-    rows = []
+    rows, bom, newline = [], "", "\n"
     if os.path.exists(path):
         try:
             rows, _ = _read_manual(path)
-        except MergeError as e:  # a file the TA is editing that we cannot read: never overwrite it
+            bom, newline = _manual_style(path)
+        except (MergeError, OSError) as e:  # a file the TA is editing that we cannot read:
             print(f"grade.py: {path} was left as it is ({e}); new students were not added",
-                  file=sys.stderr)
+                  file=sys.stderr)  # never overwrite it
             return
     known = {r.get("name") for r in rows}
     rows += [{"name": n} for n in names if n not in known]
     rows.sort(key=lambda r: r.get("name") or "")
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator=newline)
     writer.writerow(manual_columns())
     for row in rows:
         writer.writerow([row.get(c) or "" for c in manual_columns()])
-    report.write_atomically(path, buffer.getvalue())
+    report.write_atomically(path, bom + buffer.getvalue())
+
+
+def _manual_style(path):
+    """(byte-order mark or "", line end) of the manual.csv at `path`, so that a rewrite keeps
+    what the TA's spreadsheet wrote: Excel's "CSV UTF-8" starts with a byte-order mark (without
+    it Excel reads the file in the machine's legacy code page, and "Très bien" comes back
+    garbled) and ends lines with CRLF."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    bom = "\ufeff" if head.startswith(b"\xef\xbb\xbf") else ""
+    return bom, "\r\n" if b"\r\n" in head else "\n"
 
 
 def _read_manual(path):
@@ -292,21 +304,67 @@ def merge(*, out_dir):
     except MergeError as e:
         print(f"grade.py merge: {e}", file=sys.stderr)
         return 2
+    previous, totals_before = _stored(out_dir), _totals(grade_rows(out_dir))
     store = {"merged_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
              "scores": {name: {q: list(v) for q, v in given.items()} for name, given in scores.items()}}
     report.write_atomically(os.path.join(out_dir, MERGED_FILE), json.dumps(store, indent=1))
     report.write_atomically(grades_path, merged)
     uploads = lms.write(out_dir)  # canvas.csv, gradescope.csv: the new totals, as grades.csv
     write_feedback(out_dir)  # the students' pages show the new written scores and comments
+    from grader import outdir
+    write_index(out_dir, outdir.earlier_results(out_dir, exclude=()))
+    changes = merge_changes(previous, scores, totals_before, _totals(grade_rows(out_dir)))
     ungraded = [f"{name} {q}" for name, given in scores.items() for q, (s, _) in given.items()
                 if s is None]
     print(f"merged the written scores into {grades_path}"
           + (f"; {len(ungraded)} not yet graded (blank in manual.csv): {', '.join(ungraded[:10])}"
              + (f" and {len(ungraded) - 10} more" if len(ungraded) > 10 else "")
              if ungraded else "; every written answer is graded"))
+    for line in changes:
+        print(line)
     if uploads:
         print(f"wrote {', '.join(uploads)} from it, for your LMS")
     return 0
+
+
+def _totals(table):
+    """{name: grades.csv's total} (a group's rows share one)."""
+    return {r.get("name"): (r.get("total") or "").strip() for r in table}
+
+
+def merge_changes(previous, scores, totals_before=None, totals_after=None):
+    """Lines saying what this merge changed against the last one (`previous`, as
+    written_scores gives it; None for the first merge): per student, each score changed or
+    removed (blank now: not yet graded, so the total drops) with the total before and after,
+    then how many scores were graded for the first time. A first merge says nothing."""
+    if previous is None:
+        return []
+    lines, added = [], 0
+    totals_before, totals_after = totals_before or {}, totals_after or {}
+    for name in sorted(set(previous) | set(scores)):
+        old, new = previous.get(name, {}), scores.get(name, {})
+        said = []
+        for q in WRITTEN_POINTS:
+            before, after = (old.get(q) or (None, ""))[0], (new.get(q) or (None, ""))[0]
+            if before is None and after is not None:
+                added += 1
+            elif before is not None and after is None:
+                said.append(f"{q} {_plain(before)} removed (blank now: not yet graded)")
+            elif before is not None and before != after:
+                said.append(f"{q} {_plain(before)} -> {_plain(after)}")
+        if name not in scores and old:
+            said.append("no longer in grades.csv")
+        if said:
+            total = ""
+            if totals_before.get(name) and totals_after.get(name) \
+                    and totals_before[name] != totals_after[name]:
+                total = f" (total {totals_before[name]} -> {totals_after[name]})"
+            lines.append(f"  {name}: {'; '.join(said)}{total}")
+    head = ([f"changed since the last merge: {len(lines)} student"
+             f"{'s' if len(lines) != 1 else ''}"] if lines else
+            ["no score merged before was changed or removed"])
+    tail = [f"{added} score{'s' if added != 1 else ''} graded for the first time"] if added else []
+    return head + lines + tail
 
 
 def read_manual(manual_path, grades_path):
@@ -398,23 +456,55 @@ def reapply_merge(out_dir):
 
 def write_index(out_dir, rows):
     """DIR/index.html (grader.html_report.index_html) for `rows` {name: SubmissionResult}: score,
-    merged written points, flags, the notebook's summary, links to report.html and
+    merged written points (or that they are not graded yet), the late penalty and final and
+    the flags as grades.csv has them, the notebook's summary, links to report.html and
     feedback.html where they exist. The batch calls it last, after every per-student file."""
     written = written_scores(out_dir)
+    table = grade_rows(out_dir)
     entries = []
     for name, result in sorted(rows.items()):
         extra = result.extra_data or {}
         given = [s for s, _ in (written.get(name) or {}).values() if s is not None]
+        pending = [q for q, (s, _) in (written.get(name) or {}).items() if s is None]
         identity = extra.get("identity") or {}
+        own = rows_of(table, name, identity)
+        flags = [str(f) for f in extra.get("flags") or []]
+        if own:  # grades.csv's flags: the batch's and the gradebook's (lateness, groups)
+            flags = list(dict.fromkeys(f for r in own if (f := (r.get("flags") or "").strip())))
+        finals = list(dict.fromkeys(
+            ((r.get("student") or "").strip() if len(own) > 1 else "",
+             (r.get("late_penalty") or "").strip(), (r.get("final") or "").strip())
+            for r in own if _number(r.get("late_penalty"))))
         entries.append({
             "name": name, "who": str(identity.get("student") or ""),
             "score": result.score, "max_score": sum(t.max_score for t in result.tests) or 100,
-            "written": sum(given) if name in written else None,
-            "flags": [str(f) for f in extra.get("flags") or []],
+            "written": sum(given) if given else None,
+            "written_pending": len(pending) if name in written else 0,
+            "late": finals,
+            "flags": flags,
             "notebook": str(extra.get("notebook") or "").split(". ")[0][:160],
             "report": os.path.isfile(os.path.join(out_dir, name, "report.html")),
             "feedback": os.path.isfile(os.path.join(out_dir, name, "feedback.html"))})
     report.write_atomically(os.path.join(out_dir, "index.html"), html_report.index_html(entries))
+
+
+def grade_rows(out_dir):
+    """DIR/grades.csv's rows (dicts), [] when there is none or it cannot be read: what the
+    feedback and the index show of the total, late penalty, final and flags."""
+    try:
+        return _read(os.path.join(out_dir, "grades.csv"), "grades.csv", "")[0]
+    except (MergeError, OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def rows_of(table, name, identity=None):
+    """The rows of grades.csv (`table`) that belong to the submission `name`: those named so,
+    and a group's members' rows (by their sid or email) whatever they are named."""
+    members = (identity or {}).get("members") or []
+    keys = {("sid", str(m.get("sid"))) for m in members if m.get("sid")} | {
+        ("email", str(m.get("email"))) for m in members if m.get("email")}
+    return [r for r in table if r.get("name") == name
+            or any((r.get(k) or "").strip() == v for k, v in keys)]
 
 
 def written_scores(out_dir):
@@ -424,23 +514,29 @@ def written_scores(out_dir):
 
 
 def feedback_written(out_dir):
-    """written_scores(out_dir) as grader.feedback's pages take them:
-    {name: {"scores": {question: points}, "comments": {question: text}}}."""
-    return {name: {"scores": {q: s for q, (s, _) in given.items() if s is not None},
+    """written_scores(out_dir) as grader.feedback's pages take them: {name: {"scores":
+    {question: points, None when not yet graded}, "max": {question: points}, "comments":
+    {question: text}}}: every question, so a blank one shows as not yet graded."""
+    return {name: {"scores": {q: given.get(q, (None, ""))[0] for q in WRITTEN_POINTS},
+                   "max": dict(WRITTEN_POINTS),
                    "comments": {q: c for q, (_, c) in given.items() if c}}
             for name, given in written_scores(out_dir).items()}
 
 
 def write_feedback(out_dir, results=None):
     """DIR/<name>/feedback.html for every graded row (`results`, else every results.json in
-    DIR), with the written scores and comments of the last merge."""
+    DIR), with the written scores and comments of the last merge, and the total, late penalty
+    and final of the row's grades.csv."""
     from grader import feedback, outdir
 
     results = outdir.earlier_results(out_dir, exclude=()) if results is None else results
     written = feedback_written(out_dir)
+    table = grade_rows(out_dir)
     for name, result in results.items():
+        identity = (result.extra_data or {}).get("identity") or {}
         report.write_atomically(os.path.join(out_dir, name, feedback.FEEDBACK_FILE),
-                                feedback.page(name, result, written.get(name)))
+                                feedback.page(name, result, written.get(name),
+                                              rows_of(table, name, identity)))
 
 
 def _stored(out_dir):

@@ -93,15 +93,17 @@ class WorkerLost(RuntimeError):
 
 class Gradebook(dict):
     """{name: SubmissionResult} for every row of grades.csv; `batch_size` of them came from this
-    batch's command line, the rest from earlier runs into the same folder. `policy`: the late
-    policy grades.csv was written with; `notes`: lines for the summary (the late policy reused
-    from out_dir, or what changed in it)."""
+    batch's command line, the rest from earlier runs into the same folder; `graded_now`: the
+    names graded by this run (the others' results were reused). `policy`: the late policy
+    grades.csv was written with; `notes`: lines for the summary (the late policy reused from
+    out_dir, or what changed in it)."""
 
-    def __init__(self, rows, batch_size, policy=None, notes=()):
+    def __init__(self, rows, batch_size, policy=None, notes=(), graded_now=()):
         super().__init__(rows)
         self.batch_size = batch_size
         self.policy = policy
         self.notes = list(notes)
+        self.graded_now = set(graded_now)
 
 
 class Interrupted(Exception):
@@ -373,7 +375,8 @@ class Grader:
         else:
             try:
                 executed = notebook.read_notebook(outcome.arrays["notebook"].numpy().tobytes())
-                summary = notebook.summarise(outcome.meta, module_problem)
+                summary = notebook.summarise(outcome.meta, module_problem,
+                                             notebook.failing_checks(executed))
                 stopped = (outcome.meta.get("errors") or {}).get("notebook") or ""
                 status = ("timed out" if "timed out" in stopped.lower() else "ran with errors"
                           if stopped or outcome.meta.get("failed_cells") else "ran")
@@ -506,7 +509,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
             pass
         finally:  # after Ctrl-C too: the gradebook of everything finished
             rows = Gradebook(outdir.earlier_results(out_dir, exclude=results), len(subs), policy,
-                             notes)
+                             notes, graded_now={sub.name for sub in todo if sub.name in results})
             rows.update(results)
             report.write_atomically(os.path.join(out_dir, gradebook.FORMAT_FILES["plain"]),
                                     gradebook.plain(rows, policy))
@@ -515,7 +518,7 @@ def grade_batch(paths, *, out_dir, seed, public, limits, jobs, force=False, prog
             # which rows they leave out
             uploads = lms.write(out_dir, say=False)
             report.write_atomically(os.path.join(out_dir, "scores.png"), report.histogram_png(rows))
-            answers.write_feedback(out_dir, results)
+            answers.write_feedback(out_dir, rows)  # every row: its grades.csv row may have changed
             if execute:
                 answers.write_reports(out_dir, list(rows))
             answers.write_index(out_dir, rows)  # last: it links the files written above

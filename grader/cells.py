@@ -14,12 +14,17 @@ tests find cells by what survives a student's editing, never by position:
 An answer cell that still holds ANSWER_PLACEHOLDER, or nothing, is unanswered. This module
 imports nothing of the kit.
 """
+import re
+
 MODULE = "two_layer_net.py"
 NOTEBOOK = "two_layer_net.ipynb"
 ANSWER_PLACEHOLDER = "*Your answer:*"
 SETUP_TAG = "setup"
 COLAB_TAG = "colab"
 CHECK_TAG = "check"
+# A check cell's printed line that failed: helpers_lib.notebook's CheckResult prints
+# "label: value (should be < threshold): FAIL", or "label: FAIL: why" when nothing was computed.
+CHECK_FAIL = re.compile(r": FAIL\b")
 SOLUTION_TAG = "solution"
 QUESTION = "question"
 ANSWER = "answer"

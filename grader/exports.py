@@ -34,6 +34,7 @@ gradebook: `student`, `email`, `sid` (all submitters of a group, joined with "; 
 """
 import os
 import re
+import sys
 import zipfile
 
 import yaml
@@ -84,11 +85,32 @@ def collect(paths, *, exports=(), single=False):
             raise UsageError(f"--export '{path}' holds no {METADATA} at its top; pass the "
                              "folder or .zip Gradescope's \"Export Submissions\" gave you")
         found = [load(path)] if expanded is None else expanded
+        if expanded is None and not single:
+            _say_nested(path, found[0])
         for sub in found:
             sub.origin = origin
         subs += found
     assign_names(subs)
     return subs
+
+
+def _say_nested(path, sub):
+    """A folder SUB whose two_layer_net.py sits in its one subfolder is one submission named
+    after the folder given (the contract: a folder's name says whose it is; only a folder of
+    two or more student folders is read as many). That may be a class folder holding one
+    student's folder, so say what was done, on the terminal and as the row's flag."""
+    if sub.error or not _is_dir(path):
+        return
+    folders = sorted({os.path.dirname(rel) for rel in submission.walk(path)
+                      if os.path.basename(rel) == MODULE})
+    if len(folders) != 1 or not folders[0]:
+        return
+    inner = folders[0].replace(os.sep, "/")
+    note = (f"graded as one submission named '{sub.name}' (the folder given), although its "
+            f"{MODULE} is in its subfolder '{inner}'; if '{sub.name}' is a folder of student "
+            f"folders, grade '{sub.name}/{inner}' instead to name the row after it")
+    sub.notes.append(note)
+    print(f"grade.py: note: {note}", file=sys.stderr)
 
 
 def check_usable(path):
@@ -173,8 +195,10 @@ def _gradescope_folder(root):
     """The submissions of the unzipped Gradescope export at `root`."""
     try:
         metadata, problem = _parse_metadata(submission.read_file(os.path.join(root, METADATA)))
-    except (SubmissionError, OSError) as e:
-        metadata, problem = {}, f"Gradescope's {METADATA} in '{root}' cannot be read ({e})"
+    except SubmissionError as e:
+        metadata, problem = {}, f"Gradescope's {METADATA} cannot be read ({e})"
+    except OSError as e:
+        metadata, problem = {}, f"Gradescope's {METADATA} cannot be read ({submission.why(e)})"
     present = {}
     for name in _visible(root):
         full = os.path.join(root, name)
@@ -446,7 +470,7 @@ def _canvas_student(folder, user, items):
     except SubmissionError as e:
         sub.error = str(e)
     except OSError as e:
-        sub.error = f"a file of {who} in the Canvas download cannot be read ({e.strerror or e})"
+        sub.error = f"a file of {who} in the Canvas download cannot be read ({submission.why(e)})"
     return sub
 
 

@@ -179,8 +179,10 @@ def index_html(entries):
     the student's report.html and feedback.html (where they exist).
 
     `entries`: [{"name", "who" (display name or ""), "score", "max_score", "written" (the
-    merged written points, or None), "flags" [str], "notebook" (str or ""), "report" (bool),
-    "feedback" (bool)}], in the order shown.
+    merged written points, or None when none is graded), "written_pending" (how many written questions the merge
+    left blank: not yet graded), "late" [(student or "", late penalty, final) as grades.csv
+    has them, where a penalty applies], "flags" [str], "notebook" (str or ""), "report"
+    (bool), "feedback" (bool)}], in the order shown.
     """
     from urllib.parse import quote
 
@@ -190,8 +192,15 @@ def index_html(entries):
         links = " ".join(f"<a href=\"{folder}/{page}.html\">{page}</a>"
                          for page in ("report", "feedback") if e.get(page))
         score = f"{_points(e['score'])} / {_points(e['max_score'])}"
-        if e.get("written") is not None:
+        pending = e.get("written_pending") or 0
+        if e.get("written") is None and pending:
+            score += " + written not yet graded"
+        elif e.get("written") is not None:
             score += f" + {_points(e['written'])} written"
+            score += f" ({pending} question{'s' if pending > 1 else ''} not yet graded)" \
+                if pending else ""
+        for who, penalty, final in e.get("late") or []:
+            score += f"; {who + ': ' if who else ''}late penalty -{penalty}, final {final}"
         rows.append(
             f"<tr><td>{html.escape(e['name'])}</td><td>{html.escape(e.get('who') or '')}</td>"
             f"<td class=\"score\">{html.escape(score)}</td>"

@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 
-from grader import KIT_ROOT
+from grader import KIT_ROOT, cells
 from grader.kitfiles import NOTEBOOK_SUPPORT, kit_files
 from helpers_lib.errors import headline
 
@@ -637,22 +637,52 @@ def plain_html(notebook, banner, title):
 ANSI_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?)")
 
 
-def summarise(meta, module_problem=None):
+def failing_checks(notebook):
+    """The check cells (tagged `check`, see grader.cells) whose printed output has a FAIL line,
+    numbered as the child numbers the cells that raised (their index). The kit's check cells
+    print `label: value (should be < threshold): PASS` or `... FAIL` (helpers_lib.notebook's
+    CheckResult), and `label: FAIL: why` when the value could not be computed."""
+    found = []
+    for index, cell in enumerate(notebook.get("cells", [])):
+        if cell.get("cell_type") != "code" or cells.CHECK_TAG not in cells.tags(cell):
+            continue
+        printed = "".join(cells.source({"source": o.get("text", "")})
+                          for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+        if any(cells.CHECK_FAIL.search(line) for line in printed.splitlines()):
+            found.append(index)
+    return found
+
+
+
+def summarise(meta, module_problem=None, failing=()):
     """One paragraph on how the execution went, from the child's meta; `module_problem`: why
     two_layer_net.py could not be imported by the tests (then no cell that uses it worked, even
-    where the notebook's own checks caught the error and no cell raised)."""
+    where the notebook's own checks caught the error and no cell raised); `failing`: the check
+    cells that printed FAIL (failing_checks): a notebook that ran without an error is still
+    not clean when its own checks failed."""
     failed = meta.get("failed_cells") or []
     problem = (meta.get("errors") or {}).get("notebook")
+    checks = ""
+    if failing:
+        shown = ", ".join(str(c) for c in failing[:8])
+        more = f" and {len(failing) - 8} more" if len(failing) > 8 else ""
+        checks = (f"{len(failing)} check cell{'s' if len(failing) > 1 else ''} printed FAIL "
+                  f"(cell{'s' if len(failing) > 1 else ''} {shown}{more})")
     if problem:
         said = f"The notebook's execution stopped: {redact(problem)}"
     elif failed:
         cells = ", ".join(f"cell {f['cell']} ({redact(f['error'])})" for f in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         said = f"The notebook ran to the end, but {len(failed)} cell(s) raised: {cells}{more}."
+    elif checks and not module_problem:
+        return (f"The notebook ran to the end without an error, but {checks}: see those cells "
+                "in the report.")
     elif not module_problem:
         return "The notebook ran from top to bottom without errors."
     else:
         said = "The notebook ran to the end."
+    if checks:
+        said += f" {checks[0].upper()}{checks[1:]}."
     if module_problem:
         said += (f" two_layer_net.py did not load ({redact(module_problem)}), so no cell that "
                  "uses it could compute anything: the cells show that error, not results.")

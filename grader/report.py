@@ -194,11 +194,20 @@ def attention(results):
     if timed_out:
         lines.append(f"{len(timed_out)} notebook{'s' if len(timed_out) > 1 else ''} timed out: "
                      + ", ".join(gradebook.terminal_text(n) for n in timed_out))
-    times = [e["notebook_seconds"] for e in extras.values()
-             if isinstance(e.get("notebook_seconds"), (int, float))]
-    if times:
-        lines.append(f"notebooks: {len(times)} executed, {statistics.median(times):.0f} s median, "
-                     f"{max(times):.0f} s longest, {sum(times):.0f} s in all")
+    timed = {n: e["notebook_seconds"] for n, e in extras.items()
+             if isinstance(e.get("notebook_seconds"), (int, float))}
+    if timed:
+        times = list(timed.values())
+        spread = (f"{statistics.median(times):.0f} s median, {max(times):.0f} s longest, "
+                  f"{sum(times):.0f} s in all")
+        now = getattr(results, "graded_now", None)  # a batch's Gradebook knows what ran now
+        reused = len(timed) if now is None else sum(n not in now for n in timed)
+        if now is None or not reused:
+            lines.append(f"notebooks: {len(timed)} executed, {spread}")
+        else:
+            lines.append(f"notebooks: {len(timed) - reused} executed now, {reused} reused from "
+                         f"an earlier run (their results were still current); as each took "
+                         f"when it ran: {spread}")
     return lines
 
 

@@ -143,42 +143,54 @@ def assign_names(subs):
 
 
 def load(path, name=None):
-    """A Submission for `path`; `error` is set (and files empty) when it cannot be graded."""
+    """A Submission for `path`; `error` is set (and files empty) when it cannot be graded.
+
+    Messages name the submission by its own name (the folder's or file's, as the instructor's
+    command line or export gave it) and its files by their path inside it, never by a path of
+    the instructor's machine: results.json and feedback.html go to students."""
     submission = Submission(safe_name(natural_name(path) if name is None else name),
                             os.path.abspath(path))
+    label = os.path.basename(os.path.abspath(path))
     try:
-        submission.files = _read(path)
+        submission.files = _read(path, label)
     except SubmissionError as e:
         submission.error = str(e)
     except OSError as e:
-        submission.error = f"'{path}' cannot be read ({e.strerror or e})"
+        submission.error = f"'{label}' cannot be read ({why(e)})"
     return submission
 
 
-def _read(path):
+def why(error):
+    """An OSError in words without the path it names (str() of one holds the full path)."""
+    return error.strerror or type(error).__name__
+
+
+def _read(path, label):
     if os.path.islink(path):
-        raise SubmissionError(f"submission '{path}' is a link; pass the file or folder itself")
+        raise SubmissionError(f"submission '{label}' is a link; pass the file or folder itself")
     if os.path.isdir(path):
-        return _from_folder(path)
+        return _from_folder(path, label)
     if not os.path.isfile(path):
-        raise SubmissionError(f"submission '{path}' does not exist; pass a .py file, a .zip or a "
+        raise SubmissionError(f"submission '{label}' does not exist; pass a .py file, a .zip or a "
                               f"folder holding {MODULE}")
     lower = path.lower()
     if lower.endswith(".py"):
-        return {MODULE: read_file(path)}
+        return {MODULE: read_file(path, label)}
     if lower.endswith(".zip"):
         return from_zip(path)
-    raise SubmissionError(f"submission '{os.path.basename(path)}' is not a .py, .zip or folder; "
+    raise SubmissionError(f"submission '{label}' is not a .py, .zip or folder; "
                           f"pass the folder that holds {MODULE}")
 
 
-def read_file(path):
-    """The bytes of the regular file at `path`, refusing links and files over the limit."""
+def read_file(path, shown=None):
+    """The bytes of the regular file at `path`, refusing links and files over the limit;
+    messages call it `shown` (its name inside the submission; by default the file's name)."""
+    shown = os.path.basename(path) if shown is None else shown
     info = os.lstat(path)
     if not stat.S_ISREG(info.st_mode):
-        raise SubmissionError(f"'{path}' is not a regular file")
+        raise SubmissionError(f"'{shown}' is not a regular file")
     if info.st_size > MAX_FILE_BYTES:
-        raise SubmissionError(f"'{path}' has {info.st_size} bytes, more than the "
+        raise SubmissionError(f"'{shown}' has {info.st_size} bytes, more than the "
                               f"{MAX_FILE_BYTES >> 20} MB a submitted file may have")
     with open(path, "rb") as f:
         return f.read(MAX_FILE_BYTES + 1)
@@ -211,23 +223,27 @@ def walk(path):
     return relpaths
 
 
-def _from_folder(path):
+def _from_folder(path, label=None):
+    """The kept files of the folder `path`; messages call it `label` (its name) and its files
+    `label/relative path`."""
+    label = os.path.basename(os.path.abspath(path)) if label is None else label
     relpaths = walk(path)
     if not _module_folders(relpaths):
         zips = [rel for rel in relpaths if os.sep not in rel and rel.lower().endswith(".zip")]
         if len(zips) == 1:  # a student's folder holding only their submission.zip
             full = os.path.join(path, zips[0])
             if os.path.islink(full):
-                raise SubmissionError(f"'{full}' is a link; submit the file itself")
+                raise SubmissionError(f"'{label}/{zips[0]}' is a link; submit the file itself")
             return from_zip(full)
-    folder = _pick_module_folder(relpaths, f"folder '{path}'")
+    folder = _pick_module_folder(relpaths, f"folder '{label}'")
     files = {}
     for rel in relpaths:
         if os.path.dirname(rel) == folder and rel.endswith(KEPT_SUFFIXES):
             full = os.path.join(path, rel)
+            shown = f"{label}/{rel.replace(os.sep, '/')}"
             if os.path.islink(full):
-                raise SubmissionError(f"'{full}' is a link; submit the file itself")
-            files[os.path.basename(rel)] = read_file(full)
+                raise SubmissionError(f"'{shown}' is a link; submit the file itself")
+            files[os.path.basename(rel)] = read_file(full, shown)
     return files
 
 
@@ -238,8 +254,11 @@ def from_zip(path):
                               f"the {MAX_ARCHIVE_BYTES >> 20} MB allowed")
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except zipfile.BadZipFile as e:
         raise SubmissionError(f"'{os.path.basename(path)}' is not a readable zip archive ({e})")
+    except OSError as e:
+        raise SubmissionError(f"'{os.path.basename(path)}' is not a readable zip archive "
+                              f"({why(e)})") from None
     with archive:
         members = archive.infolist()
         if len(members) > MAX_MEMBERS:
@@ -292,7 +311,9 @@ def read_member(archive, info, where):
     try:
         with archive.open(info) as f:
             data = f.read(MAX_FILE_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as e:
+    except OSError as e:
+        raise SubmissionError(f"{where} member '{info.filename}' cannot be read ({why(e)})")
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError) as e:
         raise SubmissionError(f"{where} member '{info.filename}' cannot be read ({e})")
     if len(data) > MAX_FILE_BYTES:
         raise SubmissionError(f"{where} member '{info.filename}' "

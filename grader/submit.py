@@ -34,7 +34,7 @@ IMPORT_TIMEOUT = 120.0
 # A check line quoted in the list of failing checks is cut to this many characters.
 QUOTE_LIMIT = 110
 
-_FAIL = re.compile(r": FAIL\b")
+_FAIL = cells.CHECK_FAIL
 _HEADING = re.compile(r"^#{1,6}\s+(.*\S)")
 
 
