@@ -375,11 +375,13 @@ class Grader:
         else:
             try:
                 executed = notebook.read_notebook(outcome.arrays["notebook"].numpy().tobytes())
-                summary = notebook.summarise(outcome.meta, module_problem,
-                                             notebook.failing_checks(executed))
+                failing = notebook.failing_checks(executed)
+                summary = notebook.summarise(outcome.meta, module_problem, failing)
                 stopped = (outcome.meta.get("errors") or {}).get("notebook") or ""
                 status = ("timed out" if "timed out" in stopped.lower() else "ran with errors"
                           if stopped or outcome.meta.get("failed_cells") else "ran")
+                if status == "ran" and failing:  # to the end, but not clean: grades.csv says so
+                    status += f", {len(failing)} check{'s' * (len(failing) > 1)} printed FAIL"
             except (KeyError, ValueError) as e:
                 summary = f"the execution returned no valid notebook ({e})"
         if executed is None:  # show what the student submitted, with their own outputs

@@ -232,22 +232,27 @@ def test_sigterm_stops_like_ctrl_c_and_removes_the_run_folder(tmp_path):
 def test_notebook_status_and_time_reach_grades_csv_and_the_summary(tmp_path, capsys):
     import nbformat
 
-    for name, cells in (("runs", ["x = 1"]), ("hangs", ["while True:\n    pass"])):
+    from grader import cells as cell_facts
+
+    check = nbformat.v4.new_code_cell("print('loss: 0.5 (should be < 1e-06): FAIL')")
+    check.metadata["tags"] = [cell_facts.CHECK_TAG]
+    for name, cells in (("runs", ["x = 1"]), ("hangs", ["while True:\n    pass"]),
+                        ("fails", [check])):
         (tmp_path / name).mkdir()
         (tmp_path / name / "two_layer_net.py").write_text(SOLUTION)
-        (tmp_path / name / "two_layer_net.ipynb").write_text(nbformat.writes(
-            nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])))
+        (tmp_path / name / "two_layer_net.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook(
+            cells=[c if isinstance(c, dict) else nbformat.v4.new_code_cell(c) for c in cells])))
     (tmp_path / "none").mkdir()
     (tmp_path / "none" / "two_layer_net.py").write_text(SOLUTION)
     out = tmp_path / "out"
-    subs = [str(tmp_path / n) for n in ("runs", "hangs", "none")]
+    subs = [str(tmp_path / n) for n in ("runs", "hangs", "fails", "none")]
     assert grade.main([*subs, "--out", str(out), "--execute", "--notebook-timeout", "8"]) == 0
     rows = rows_of(out)
-    assert {n: rows[n]["notebook"] for n in rows} == {"runs": "ran", "hangs": "timed out",
-                                                      "none": "missing"}
+    assert {n: rows[n]["notebook"] for n in rows} == {
+        "runs": "ran", "hangs": "timed out", "fails": "ran, 1 check printed FAIL", "none": "missing"}
     assert 8 <= float(rows["hangs"]["notebook_seconds"]) < 60
     printed = capsys.readouterr().out
-    assert "1 notebook timed out: hangs" in printed and "notebooks: 2 executed" in printed
+    assert "1 notebook timed out: hangs" in printed and "notebooks: 3 executed" in printed
 
 
 def test_a_canvas_download_gives_canvas_import_rows_that_keep_namesakes_and_lateness(tmp_path,
