@@ -125,7 +125,8 @@ def write(out_dir, say=True):
 
 
 def left_out(out_dir):
-    """One line naming the rows the LMS files leave out (could not be graded), else []."""
+    """Lines for the LMS files: the rows they leave out (could not be graded), and the rows of
+    gradescope.csv that Gradescope could match to no student; [] when there is nothing to say."""
     kept = settings(out_dir)
     try:
         with open(os.path.join(out_dir, gradebook.FORMAT_FILES["plain"]), newline="",
@@ -134,10 +135,30 @@ def left_out(out_dir):
     except OSError:
         return []
     files = [gradebook.FORMAT_FILES[k] for k in kept["formats"]]
-    if not names or not files:
-        return []
-    return [f"left out of {' and '.join(files)}: {', '.join(map(gradebook.terminal_text, names))} "
-            "(could not be graded: a person must look)"]
+    lines = []
+    if names and files:
+        lines.append(f"left out of {' and '.join(files)}: "
+                     f"{', '.join(map(gradebook.terminal_text, names))} "
+                     "(could not be graded: a person must look)")
+    unmatched = _without_identity(out_dir) if "gradescope" in kept["formats"] else 0
+    if unmatched:
+        lines.append(f"gradescope.csv: {unmatched} row{'s' * (unmatched > 1)} with neither SID "
+                     "nor email, which Gradescope matches students by (a Canvas download carries "
+                     "neither; a Canvas user id is not a student id): fill them in before "
+                     "uploading, or grade Gradescope's own export")
+    return lines
+
+
+def _without_identity(out_dir):
+    """How many rows of DIR/gradescope.csv have neither an SID nor an email."""
+    try:
+        with open(os.path.join(out_dir, gradebook.FORMAT_FILES["gradescope"]), newline="",
+                  encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 0
+    return sum(1 for row in rows if not (row.get("SID") or "").strip()
+               and not (row.get("Email") or "").strip())
 
 
 def canvas_note(out_dir):

@@ -412,6 +412,21 @@ def test_a_canvas_user_id_is_never_a_sid_in_gradescope_csv():
         ["104201", ""], ["104202", ""]]
 
 
+def test_gradescope_rows_without_sid_or_email_are_named_as_unmatchable(tmp_path, capsys):
+    """Gradescope matches a student by SID or email; a Canvas download carries neither, so a
+    gradescope.csv written from one would match nobody: the merge says so."""
+    results = {"amy": result(identity={"student": "amy", "canvas_id": "104201"}),
+               "bo": result(identity={"student": "Bo Chen", "sid": "3032002"})}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "grades.csv").write_text(gradebook.plain(results))
+    lms.remember(str(out), ["gradescope"])
+    excel_manual(out, [("amy", 5, 5, 5), ("bo", 5, 5, 5)])
+    assert grade.main(["merge", str(out)]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "gradescope.csv: 1 row with neither SID nor email" in printed, printed
+
+
 def test_needs_a_person_groups_every_flagged_row_by_reason():
     policy = gradebook.LatePolicy(due=datetime.datetime(2024, 2, 9, tzinfo=UTC), per_day=10)
     results = {
