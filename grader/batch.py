@@ -329,11 +329,15 @@ class Grader:
             groups = build(self.seed if self.public
                            else rubric.submission_seed(self.seed, sub.content_hash))
             verdicts, note = self._run_groups(groups, module_path, folder)
+            # The notebook imports the module as submitted: what salvage left out fails it there.
+            module_problem = note.strip() or next(
+                ("SyntaxError: " + why.split(" left out: ", 1)[-1].split(";")[0]
+                 for why in left_out), "")
             note += "".join(f" {why}." for why in left_out)
             if self.execute and sub.has_notebook:
                 began = time.monotonic()
                 (extra["notebook"], extra["notebook_status"],
-                 files["report.html"]) = self._run_notebook(sub, folder, note.strip())
+                 files["report.html"]) = self._run_notebook(sub, folder, module_problem)
                 extra["notebook_seconds"] = round(time.monotonic() - began, 1)
                 files[answers.ANSWERS_FILE] = self._answers(sub)
                 note += " Notebook: " + extra["notebook"]
