@@ -330,9 +330,7 @@ class Grader:
                            else rubric.submission_seed(self.seed, sub.content_hash))
             verdicts, note = self._run_groups(groups, module_path, folder)
             # The notebook imports the module as submitted: what salvage left out fails it there.
-            module_problem = note.strip() or next(
-                ("SyntaxError: " + why.split(" left out: ", 1)[-1].split(";")[0]
-                 for why in left_out), "")
+            module_problem = note.strip() or (salvage.as_submitted(sub.files) if left_out else "")
             note += "".join(f" {why}." for why in left_out)
             if self.execute and sub.has_notebook:
                 began = time.monotonic()

@@ -3,8 +3,9 @@
 Everything here runs in the grader's own process. The test groups (grader/groups/, whose
 `build(seed)` gives the rubric's groups) draw their inputs with `Draw` and compute the expected
 values with the independent autograd oracle (helpers_lib/oracle.py; never the reference
-solution). A `Group` holds what its child receives (`meta`, `arrays`: inputs only) and a `judge` that turns what the child
-returned into one verdict per rubric test. This module imports no group: the groups import it.
+solution). A `Group` holds what its child receives (`meta`, `arrays`: inputs only) and a `judge`
+that turns what the child returned into one verdict per rubric test. This module imports no
+group: the groups import it.
 
 Seeds: a batch's seed is the instructor's secret (or the public self-check seed); each
 submission's inputs come from `submission_seed(seed, content_hash)`, stretched by SHA-256 into a

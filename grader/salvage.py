@@ -44,6 +44,18 @@ def salvage(files):
     return files, []
 
 
+def as_submitted(files):
+    """Why two_layer_net.py as submitted does not import here ("SyntaxError: ..."), for what runs
+    it unsalvaged (the notebook's kernel imports the file the student wrote); "" when it parses."""
+    try:
+        error = _syntax_error(files[MODULE].decode("utf-8"))
+    except (KeyError, UnicodeDecodeError):
+        return ""
+    if error is None:
+        return ""
+    return f"SyntaxError: {MODULE}:{error.lineno} does not parse on Python {PYTHON} ({error.msg})"
+
+
 def _syntax_error(text):
     """The SyntaxError compiling `text` raises, or None; compiling runs none of it."""
     try:

@@ -48,3 +48,11 @@ def test_an_error_in_a_graded_function_or_at_module_level_is_left_as_it_is():
 def test_a_parsing_module_is_returned_untouched():
     files = {"two_layer_net.py": GRADED.encode()}
     assert salvage.salvage(files) == (files, [])
+
+
+def test_as_submitted_names_the_error_the_unsalvaged_file_raises():
+    """The notebook's kernel imports the file as written: it is told the original error."""
+    text = GRADED + "\n\ndef broken(:\n    pass\n"
+    said = salvage.as_submitted({"two_layer_net.py": text.encode()})
+    assert said.startswith("SyntaxError: two_layer_net.py:5 does not parse on Python"), said
+    assert salvage.as_submitted({"two_layer_net.py": GRADED.encode()}) == ""
